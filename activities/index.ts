@@ -1,0 +1,5 @@
+/**
+ * All activities, each group built by a factory that receives its dependencies.
+ * @module
+ */
+export * from './fanout';

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Builds or fetches the three servers this project runs locally, from package registries only:
+#
+#   temporal              Temporal CLI (dev server + Web UI), built from the Go module proxy
+#   temporal-test-server  Temporal's Java time-skipping test server, jars from Maven Central
+#   ferretdb              FerretDB v1 (MongoDB wire protocol on SQLite), built from the Go module proxy
+#
+# Each tool lands in a per-machine cache outside the clone:
+#   ${FANOUT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/feed-fanout/tools}/<tool>-<version>/
+# so a fresh clone on the same machine reuses it and a new machine rebuilds it. The script is
+# idempotent: a tool whose binary is already in place is not rebuilt.
+#
+# Overrides (use an existing tool or server instead of building one):
+#   TEMPORAL_CLI_PATH          path to a `temporal` binary
+#   TEMPORAL_TEST_SERVER_PATH  path to an executable taking `<port> [flags]` (the test server)
+#   TEMPORAL_ADDRESS           an existing Temporal cluster: the CLI is then not needed to run tests
+#   MONGODB_URI                an existing MongoDB: FerretDB is then not needed
+#
+# Usage: scripts/install-tools.sh [--quiet] [--print-env]
+#   --quiet      print only what is being built (a build takes minutes) and errors
+#   --print-env  print `export NAME=path` lines for the tools (for `eval`)
+set -euo pipefail
+
+TEMPORAL_CLI_VERSION=1.5.1          # newest release whose go.mod has no local replace (see README)
+TEMPORAL_TEST_SERVER_VERSION=1.38.0 # io.temporal:temporal-test-server on Maven Central
+FERRETDB_VERSION=1.24.2             # v1 line: the SQLite backend needs no other server
+
+QUIET=0
+PRINT_ENV=0
+for arg in "$@"; do
+  case "$arg" in
+    --quiet) QUIET=1 ;;
+    --print-env) PRINT_ENV=1; QUIET=1 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "install-tools: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+TOOLS_DIR="${FANOUT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/feed-fanout/tools}"
+mkdir -p "$TOOLS_DIR"
+# One build at a time per machine: a second run (e.g. a test run started while the dev script
+# builds) waits for the first and then finds the tools in place.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$TOOLS_DIR/.lock"
+  if ! flock -n 9; then
+    echo "install-tools: another install is running; waiting for it to finish" >&2
+    flock 9
+  fi
+fi
+
+say() { [ "$QUIET" = 1 ] || echo "install-tools: $*" >&2; }
+loud() { echo "install-tools: $*" >&2; }
+die() { echo "install-tools: ERROR: $*" >&2; exit 1; }
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || die "'$1' is not on PATH; it is needed to $2. Install it (Debian: apt-get install $3) and run again."
+}
+
+# Runs a long build step with its output in a log file, printing a dot every 10 s so a
+# first build (several minutes) visibly makes progress; shows the log's tail on failure.
+run_logged() {
+  local log="$1"; shift
+  local start=$SECONDS
+  "$@" >"$log" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 10
+    kill -0 "$pid" 2>/dev/null && printf '.' >&2
+  done
+  if ! wait "$pid"; then
+    echo >&2
+    tail -n 30 "$log" >&2
+    die "step failed after $((SECONDS - start)) s: $* (full log: $log)"
+  fi
+  echo " done in $((SECONDS - start)) s" >&2
+}
+
+# --- Temporal CLI -------------------------------------------------------------------------------
+install_temporal_cli() {
+  if [ -n "${TEMPORAL_CLI_PATH:-}" ]; then
+    [ -x "$TEMPORAL_CLI_PATH" ] || die "TEMPORAL_CLI_PATH=$TEMPORAL_CLI_PATH is not an executable file"
+    say "using TEMPORAL_CLI_PATH=$TEMPORAL_CLI_PATH"
+    return
+  fi
+  local dir="$TOOLS_DIR/temporal-cli-$TEMPORAL_CLI_VERSION"
+  if [ -x "$dir/temporal" ]; then say "temporal CLI $TEMPORAL_CLI_VERSION: cached in $dir"; return; fi
+  need go "build the Temporal CLI" golang
+  mkdir -p "$dir"
+  printf 'install-tools: building Temporal CLI %s from the Go module proxy (first build: 3-8 minutes) ' "$TEMPORAL_CLI_VERSION" >&2
+  run_logged "$dir/build.log" env GOBIN="$dir/bin.tmp" GOFLAGS=-buildvcs=false \
+    go install -ldflags "-X github.com/temporalio/cli/temporalcli.Version=$TEMPORAL_CLI_VERSION" \
+    "github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION"
+  mv "$dir/bin.tmp/temporal" "$dir/temporal" && rmdir "$dir/bin.tmp"
+}
+
+# --- Time-skipping test server --------------------------------------------------------------------
+install_test_server() {
+  if [ -n "${TEMPORAL_TEST_SERVER_PATH:-}" ]; then
+    [ -x "$TEMPORAL_TEST_SERVER_PATH" ] || die "TEMPORAL_TEST_SERVER_PATH=$TEMPORAL_TEST_SERVER_PATH is not an executable file"
+    say "using TEMPORAL_TEST_SERVER_PATH=$TEMPORAL_TEST_SERVER_PATH"
+    return
+  fi
+  local dir="$TOOLS_DIR/temporal-test-server-$TEMPORAL_TEST_SERVER_VERSION"
+  if [ -x "$dir/temporal-test-server" ]; then say "time-skipping test server $TEMPORAL_TEST_SERVER_VERSION: cached in $dir"; return; fi
+  need java "run the Java time-skipping test server" openjdk-17-jre-headless
+  need mvn "fetch the test server's jars from Maven Central" maven
+  mkdir -p "$dir"
+  cat >"$dir/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.feed-fanout</groupId>
+  <artifactId>temporal-test-server-fetch</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>io.temporal</groupId>
+      <artifactId>temporal-test-server</artifactId>
+      <version>$TEMPORAL_TEST_SERVER_VERSION</version>
+    </dependency>
+  </dependencies>
+</project>
+EOF
+  printf 'install-tools: fetching Temporal test server %s jars from Maven Central (about 1 minute) ' "$TEMPORAL_TEST_SERVER_VERSION" >&2
+  run_logged "$dir/build.log" mvn -B -q -f "$dir/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$dir/lib"
+  # The TypeScript SDK starts the test server as `<executable> <port> [flags]`.
+  cat >"$dir/temporal-test-server.tmp" <<EOF
+#!/bin/sh
+# Temporal time-skipping test server $TEMPORAL_TEST_SERVER_VERSION. Usage: temporal-test-server <port> [--enable-time-skipping]
+exec java -Xss4m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$dir/lib/*" io.temporal.testserver.TestServer "\$@"
+EOF
+  chmod +x "$dir/temporal-test-server.tmp"
+  mv "$dir/temporal-test-server.tmp" "$dir/temporal-test-server"
+}
+
+# --- FerretDB ------------------------------------------------------------------------------------
+install_ferretdb() {
+  if [ -n "${MONGODB_URI:-}" ]; then say "MONGODB_URI is set: FerretDB is not needed"; return; fi
+  local dir="$TOOLS_DIR/ferretdb-$FERRETDB_VERSION"
+  if [ -x "$dir/ferretdb" ]; then say "FerretDB $FERRETDB_VERSION: cached in $dir"; return; fi
+  need go "build FerretDB" golang
+  mkdir -p "$dir"
+  printf 'install-tools: building FerretDB %s from the Go module proxy (first build: 2-5 minutes) ' "$FERRETDB_VERSION" >&2
+  # `go install …@v1.24.2` fails here: the proxy refuses the module's version list, which
+  # `go install` reads for deprecation notices. Download the exact version instead, then build
+  # from a writable copy, because FerretDB refuses to start without build/version/version.txt
+  # (normally generated by its own task runner).
+  run_logged "$dir/build.log" bash -euo pipefail -c '
+    src=$(GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@v'"$FERRETDB_VERSION"'" | sed -n "s/^\t\"Dir\": \"\(.*\)\",$/\1/p")
+    [ -n "$src" ] || { echo "go mod download gave no source directory"; exit 1; }
+    rm -rf "'"$dir"'/src" && cp -r "$src" "'"$dir"'/src" && chmod -R u+w "'"$dir"'/src"
+    echo "v'"$FERRETDB_VERSION"'" > "'"$dir"'/src/build/version/version.txt"
+    cd "'"$dir"'/src" && GOFLAGS=-buildvcs=false go build -o "'"$dir"'/ferretdb.tmp" ./cmd/ferretdb
+    rm -rf "'"$dir"'/src"'
+  mv "$dir/ferretdb.tmp" "$dir/ferretdb"
+}
+
+[ "$QUIET" = 1 ] || say "tools directory: $TOOLS_DIR"
+install_test_server
+if [ -n "${TEMPORAL_ADDRESS:-}" ] && [ -z "${FANOUT_NEED_CLI:-}" ]; then
+  say "TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS is set: no Temporal dev server needed"
+  # The CLI is still handy for `temporal workflow list`; build it only when asked to.
+else
+  install_temporal_cli
+fi
+install_ferretdb
+
+if [ "$PRINT_ENV" = 1 ]; then
+  echo "export TEMPORAL_CLI_PATH=${TEMPORAL_CLI_PATH:-$TOOLS_DIR/temporal-cli-$TEMPORAL_CLI_VERSION/temporal}"
+  echo "export TEMPORAL_TEST_SERVER_PATH=${TEMPORAL_TEST_SERVER_PATH:-$TOOLS_DIR/temporal-test-server-$TEMPORAL_TEST_SERVER_VERSION/temporal-test-server}"
+  echo "export FERRETDB_PATH=$TOOLS_DIR/ferretdb-$FERRETDB_VERSION/ferretdb"
+fi
+say "all tools ready"

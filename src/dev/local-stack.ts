@@ -1,0 +1,193 @@
+/**
+ * Starts the local servers for tests, the benchmark and the demo: the Temporal CLI dev server
+ * (with Web UI) and FerretDB (MongoDB wire protocol on SQLite). The binaries come from
+ * `scripts/install-tools.sh`, which builds them from package registries on first use.
+ * @module
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { MongoClient } from 'mongodb';
+import { LocalStackError } from '../errors';
+import { SearchAttribute } from '../model/constants';
+
+/** Repository root (this file is `src/dev/local-stack.ts`). */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+/** Paths of the locally built tools. */
+export interface ToolPaths {
+  temporalCli: string;
+  testServer: string;
+  ferretdb: string;
+}
+
+/** Builds the tools if missing (see scripts/install-tools.sh) and returns their paths. */
+export function ensureTools(): ToolPaths {
+  let out: string;
+  try {
+    out = execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'install-tools.sh'), '--print-env'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, FANOUT_NEED_CLI: '1' },
+    });
+  } catch (err) {
+    throw new LocalStackError(`scripts/install-tools.sh failed; run it by hand to see why (${(err as Error).message})`, { cause: err });
+  }
+  const vars = Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+  return { temporalCli: vars.TEMPORAL_CLI_PATH!, testServer: vars.TEMPORAL_TEST_SERVER_PATH!, ferretdb: vars.FERRETDB_PATH! };
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** True if something accepts connections on `port`. */
+export async function portInUse(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** A server process started by this module. */
+export interface ManagedServer {
+  /** What it is, for messages. */
+  name: string;
+  /** How to reach it: `host:port` for Temporal, a `mongodb://` URI for FerretDB. */
+  address: string;
+  process: ChildProcess;
+  /** Stops the process (SIGTERM, then SIGKILL after 10 s) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+function spawnServer(name: string, cmd: string, args: string[], logFile: string): ChildProcess {
+  mkdirSync(path.dirname(logFile), { recursive: true });
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  child.on('error', (err) => log.write(`\n[local-stack] failed to start ${name}: ${err.message}\n`));
+  return child;
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+}
+
+async function waitUntilReady(name: string, child: ChildProcess, logFile: string, probe: () => Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new LocalStackError(`${name} exited with code ${child.exitCode} while starting; see ${logFile}`);
+    }
+    if (await probe().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  child.kill('SIGKILL');
+  throw new LocalStackError(`${name} was not ready after ${timeoutMs / 1000} s; see ${logFile}`);
+}
+
+/** Options of {@link startTemporalDevServer}. */
+export interface TemporalDevServerOptions {
+  /** Frontend gRPC port. @default a free port */
+  port?: number;
+  /** Web UI port; `null` runs headless. @default null */
+  uiPort?: number | null;
+  /** SQLite file keeping history across restarts. @default in-memory */
+  dbFile?: string;
+  /** Where the server's output goes. */
+  logFile: string;
+  /** Path of the `temporal` binary. @default from {@link ensureTools} */
+  cli?: string;
+}
+
+/** Starts `temporal server start-dev` with the project's search attributes registered. */
+export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<ManagedServer> {
+  const port = options.port ?? (await freePort());
+  if (await portInUse(port)) throw new LocalStackError(`port ${port} (Temporal frontend) is already in use; stop what holds it or choose another port`);
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn', '--namespace', 'default'];
+  for (const attr of Object.values(SearchAttribute)) args.push('--search-attribute', `${attr}=Keyword`);
+  if (options.dbFile) args.push('--db-filename', options.dbFile);
+  if (options.uiPort == null) args.push('--headless');
+  else args.push('--ui-port', String(options.uiPort));
+  // Metrics would take a fixed port and clash between parallel servers.
+  args.push('--metrics-port', String(await freePort()));
+  const cli = options.cli ?? ensureTools().temporalCli;
+  const child = spawnServer('Temporal dev server', cli, args, options.logFile);
+  const address = `127.0.0.1:${port}`;
+  await waitUntilReady('Temporal dev server', child, options.logFile, async () => {
+    const conn = await Connection.connect({ address, connectTimeout: 1000 });
+    try {
+      await conn.workflowService.describeNamespace({ namespace: 'default' });
+      return true;
+    } finally {
+      await conn.close();
+    }
+  }, 60_000);
+  return { name: 'Temporal dev server', address, process: child, stop: stopper(child) };
+}
+
+/** Options of {@link startFerretDb}. */
+export interface FerretDbOptions {
+  /** Port of the MongoDB wire protocol. @default a free port */
+  port?: number;
+  /** Directory of the SQLite files. */
+  dataDir: string;
+  /** Where the server's output goes. */
+  logFile: string;
+  /** Path of the `ferretdb` binary. @default from {@link ensureTools} */
+  binary?: string;
+}
+
+/** Starts FerretDB with its SQLite backend. */
+export async function startFerretDb(options: FerretDbOptions): Promise<ManagedServer> {
+  const port = options.port ?? (await freePort());
+  if (await portInUse(port)) throw new LocalStackError(`port ${port} (FerretDB) is already in use; stop what holds it or choose another port`);
+  mkdirSync(options.dataDir, { recursive: true });
+  const dataDir = path.resolve(options.dataDir);
+  const args = [
+    '--handler=sqlite',
+    `--sqlite-url=file:${dataDir}/`,
+    `--state-dir=${dataDir}`,
+    `--listen-addr=127.0.0.1:${port}`,
+    '--debug-addr=-',
+    '--telemetry=disable',
+    '--log-level=warn',
+  ];
+  const child = spawnServer('FerretDB', options.binary ?? ensureTools().ferretdb, args, options.logFile);
+  const uri = `mongodb://127.0.0.1:${port}/`;
+  await waitUntilReady('FerretDB', child, options.logFile, async () => {
+    const client = await MongoClient.connect(uri, { serverSelectionTimeoutMS: 1000 });
+    try {
+      await client.db('admin').command({ ping: 1 });
+      return true;
+    } finally {
+      await client.close();
+    }
+  }, 30_000);
+  return { name: 'FerretDB', address: uri, process: child, stop: stopper(child) };
+}

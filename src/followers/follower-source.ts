@@ -1,0 +1,34 @@
+/**
+ * Where a fanout gets its followers from, grouped by priority page by page. Pluggable: an app
+ * whose follow graph lives elsewhere (its SQL database, a graph service) implements
+ * {@link FollowerSource} and passes it to the activity factory.
+ * @module
+ */
+
+/** Request for one page of a user's followers. */
+export interface FollowerPageRequest {
+  /** The user whose followers are wanted. */
+  userId: string;
+  /** `nextCursor` of the previous page; `null` for the first page. */
+  cursor: string | null;
+  /** Maximum number of followers in the page (both priorities together). */
+  limit: number;
+}
+
+/**
+ * One page of followers, split by priority as Stream Framework's `get_user_follower_ids` does.
+ * Paging must be stable: every follower appears in exactly one page of a walk.
+ */
+export interface FollowerPage {
+  /** Active followers: written on the `high-fanout` queue. */
+  high: string[];
+  /** Inactive followers: written on the `low-fanout` queue. */
+  low: string[];
+  /** Cursor of the next page, or `null` if this was the last page. */
+  nextCursor: string | null;
+}
+
+/** A source of followers grouped by priority. */
+export interface FollowerSource {
+  getFollowerPage(request: FollowerPageRequest): Promise<FollowerPage>;
+}

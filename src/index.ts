@@ -1,0 +1,24 @@
+/**
+ * Feed fanout on Temporal with MongoDB feeds.
+ *
+ * - {@link FeedClient}: app-facing API (add/remove activities, read feeds, follow fanouts).
+ * - `createWorkers` / the worker command: run the workflows and activities.
+ * - {@link FollowerSource}: plug in your own follow graph.
+ *
+ * @example
+ * const feeds = new FeedClient({ temporal, db });
+ * await feeds.addActivity({ actor: 'alice', verb: 'pin', object: 'photo-1' });
+ * @module
+ */
+export * from './client';
+export * from './config';
+export * from './errors';
+export * from './model/constants';
+export * from './model/fanout';
+export * from './model/validation';
+export * from './followers/follower-source';
+export * from './followers/mongo-follower-source';
+export * from './storage/collections';
+export * from './storage/feed-store';
+export * from './storage/follow-store';
+export * from './worker/workers';

@@ -1,0 +1,69 @@
+/**
+ * Names shared by the client, the workers and the workflows. Pure: workflows import this.
+ * @module
+ */
+
+/** Task queues. Enum-like `as const` object with a type of the same name. */
+export const TaskQueue = {
+  /** Workflows and the follower-paging activity. */
+  WORKFLOWS: 'fanout',
+  /** Feed writes for active (HIGH priority) followers. */
+  HIGH: 'high-fanout',
+  /** Feed writes for inactive (LOW priority) followers. */
+  LOW: 'low-fanout',
+} as const;
+export type TaskQueue = (typeof TaskQueue)[keyof typeof TaskQueue];
+
+/** Fanout priority of a follower, as in Stream Framework's `FanoutPriority`. */
+export const Priority = {
+  HIGH: 'high',
+  LOW: 'low',
+} as const;
+export type Priority = (typeof Priority)[keyof typeof Priority];
+
+/** What a fanout does to each follower's feed. */
+export const FanoutOperation = {
+  ADD: 'add',
+  REMOVE: 'remove',
+} as const;
+export type FanoutOperation = (typeof FanoutOperation)[keyof typeof FanoutOperation];
+
+/** Built-in feed types. Each is one MongoDB collection (`feed_<type>`). */
+export const FeedType = {
+  /** The actor's own feed: what the user did. */
+  USER: 'user',
+  /** What a user reads: activities of the people they follow. */
+  TIMELINE: 'timeline',
+} as const;
+export type FeedType = (typeof FeedType)[keyof typeof FeedType];
+
+/** Workflow type name of the fanout workflow, for apps that start it from another SDK or the CLI. */
+export const FANOUT_WORKFLOW_TYPE = 'fanoutWorkflow';
+
+/** Custom search attributes set on every fanout run (Keyword type); registered by the dev setup. */
+export const SearchAttribute = {
+  ACTOR: 'FanoutActor',
+  OPERATION: 'FanoutOperation',
+} as const;
+
+/**
+ * Workflow id of the fanout of one activity. Derived from the operation and the activity id so
+ * that submitting the same activity twice finds the same workflow (see the client's id policies).
+ */
+export function fanoutWorkflowId(operation: FanoutOperation, activityId: string): string {
+  return `fanout-${operation}-${activityId}`;
+}
+
+/** Limits that keep inputs small and feeds bounded. */
+export const Limits = {
+  /** Maximum length of an id (actor, object, target, activity id, follower id). */
+  MAX_ID_LENGTH: 128,
+  /** Maximum serialized size of an activity's `extra` field, in bytes (UTF-8 JSON). */
+  MAX_EXTRA_BYTES: 4096,
+  /** Upper bound for `chunkSize`: bigger chunks mix heavy and light tasks and risk timeouts. */
+  MAX_CHUNK_SIZE: 1000,
+  /** Upper bound for `pageSize` of follower paging (one activity result must stay small). */
+  MAX_PAGE_SIZE: 10_000,
+  /** Upper bound for activities in flight per fanout (Temporal allows 2,000 pending per workflow). */
+  MAX_IN_FLIGHT: 1000,
+} as const;

@@ -1,0 +1,56 @@
+/**
+ * Writing the follow graph and users' activity times. Idempotent: following twice is one edge.
+ * @module
+ */
+import type { AnyBulkWriteOperation, Db } from 'mongodb';
+import { ValidationError } from '../errors';
+import { checkId } from '../model/validation';
+import { Collections, type FollowDoc, followId, type UserDoc } from './collections';
+import { insertManyIgnoringDuplicates } from './insert';
+
+/** A follow edge to write. */
+export interface FollowEdge {
+  follower: string;
+  followee: string;
+}
+
+/** Follow-graph storage. */
+export class FollowStore {
+  constructor(readonly db: Db) {}
+
+  /**
+   * Records many follow edges with unordered batched inserts (for imports and fixtures).
+   * Edges that already exist are skipped. Returns how many were new.
+   */
+  async followMany(edges: readonly FollowEdge[], batchSize = 1000): Promise<number> {
+    edges.forEach((e, i) => {
+      checkId(`edges[${i}].follower`, e.follower);
+      checkId(`edges[${i}].followee`, e.followee);
+      if (e.follower === e.followee) throw new ValidationError(`edges[${i}]`, `is a self-follow of "${e.follower}"`);
+    });
+    const collection = this.db.collection<FollowDoc>(Collections.FOLLOWS);
+    const now = new Date();
+    let inserted = 0;
+    for (let i = 0; i < edges.length; i += batchSize) {
+      const docs = edges.slice(i, i + batchSize).map((e) => ({ _id: followId(e.followee, e.follower), ...e, createdAt: now }));
+      inserted += await insertManyIgnoringDuplicates(collection, docs);
+    }
+    return inserted;
+  }
+
+  /** Sets users' last-active time (what the default priority rule reads). */
+  async setLastActive(users: ReadonlyArray<{ userId: string; lastActiveAt: Date }>, batchSize = 1000): Promise<void> {
+    const collection = this.db.collection<UserDoc>(Collections.USERS);
+    for (let i = 0; i < users.length; i += batchSize) {
+      const ops: AnyBulkWriteOperation<UserDoc>[] = users.slice(i, i + batchSize).map((u) => ({
+        replaceOne: { filter: { _id: u.userId }, replacement: { lastActiveAt: u.lastActiveAt }, upsert: true },
+      }));
+      await collection.bulkWrite(ops, { ordered: false });
+    }
+  }
+
+  /** Number of followers of a user. */
+  async countFollowers(userId: string): Promise<number> {
+    return this.db.collection<FollowDoc>(Collections.FOLLOWS).countDocuments({ followee: userId });
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Vitest global setup: the real servers every integration test talks to.
+ * Starts a headless Temporal dev server and FerretDB on free ports, unless TEMPORAL_ADDRESS /
+ * MONGODB_URI point at existing ones, and provides their addresses to the tests.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { ensureTools, type ManagedServer, startFerretDb, startTemporalDevServer } from '../../src/dev/local-stack';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+    mongodbUri: string;
+    testServerPath: string;
+    logDir: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const tools = ensureTools();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'feed-fanout-test-'));
+  const started: ManagedServer[] = [];
+  const stopAll = async () => {
+    await Promise.all(started.map((s) => s.stop()));
+    if (!process.env.KEEP_TEST_LOGS) rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    let temporalAddress = process.env.TEMPORAL_ADDRESS;
+    if (!temporalAddress) {
+      const server = await startTemporalDevServer({ logFile: path.join(dir, 'temporal.log'), cli: tools.temporalCli });
+      started.push(server);
+      temporalAddress = server.address;
+    }
+    let mongodbUri = process.env.MONGODB_URI;
+    if (!mongodbUri) {
+      const server = await startFerretDb({ dataDir: path.join(dir, 'ferretdb'), logFile: path.join(dir, 'ferretdb.log'), binary: tools.ferretdb });
+      started.push(server);
+      mongodbUri = server.address;
+    }
+    project.provide('temporalAddress', temporalAddress);
+    project.provide('mongodbUri', mongodbUri);
+    project.provide('testServerPath', tools.testServer);
+    project.provide('logDir', dir);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  return stopAll;
+}

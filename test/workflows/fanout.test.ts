@@ -1,0 +1,213 @@
+/**
+ * fanoutWorkflow in the real time-skipping test server (Java, from Maven Central), with real
+ * activities writing to the test MongoDB (FerretDB unless MONGODB_URI is set).
+ */
+import { activityInfo } from '@temporalio/activity';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import type { Db } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FanoutActivities, WriteFeedChunkInput } from '../../activities';
+import { FeedClient } from '../../src/client';
+import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType } from '../../src/model/constants';
+import type { FanoutProgress, FanoutWorkflowInput } from '../../src/model/fanout';
+import { Collections } from '../../src/storage/collections';
+import { FeedStore } from '../../src/storage/feed-store';
+import { createWorkers } from '../../src/worker/workers';
+import { freshDb, timeSkippingEnv, uniqueName, workflowBundle } from '../utils/env';
+import { seedFollowers } from '../utils/graph';
+import { testQueues, withWorkers } from '../utils/workers';
+
+let env: TestWorkflowEnvironment;
+let mongo: Awaited<ReturnType<typeof freshDb>>;
+let db: Db;
+
+beforeAll(async () => {
+  [env, mongo] = await Promise.all([timeSkippingEnv(), freshDb('wf')]);
+  db = mongo.db;
+  await new FeedStore(db).ensureIndexes();
+});
+
+afterAll(async () => {
+  await env?.teardown();
+  await mongo?.drop();
+});
+
+/** Workers on fresh queues; `wrap` may replace activities to inject faults. */
+async function workersFor(prefix: string, wrap?: (a: FanoutActivities) => Partial<FanoutActivities>) {
+  const queues = testQueues(prefix);
+  const workers: Worker[] = await createWorkers({
+    connection: env.nativeConnection,
+    db,
+    workflowTaskQueue: queues.workflow,
+    queues: [{ taskQueue: queues.workflow }, { taskQueue: queues.high }, { taskQueue: queues.low }],
+    workflowBundle: await workflowBundle(),
+    wrapActivities: wrap ? (a) => ({ ...a, ...wrap(a) }) : undefined,
+  });
+  return { queues, workers };
+}
+
+function fanoutInput(actorId: string, activityId: string, queues: ReturnType<typeof testQueues>, extra: Partial<FanoutWorkflowInput> = {}): FanoutWorkflowInput {
+  return {
+    operation: FanoutOperation.ADD,
+    activityId,
+    actorId,
+    activityTime: Date.now(),
+    highTaskQueue: queues.high,
+    lowTaskQueue: queues.low,
+    ...extra,
+  };
+}
+
+async function timelineOwners(activityId: string): Promise<string[]> {
+  const docs = await db.collection(Collections.feed(FeedType.TIMELINE)).find({ activityId }).project({ owner: 1 }).toArray();
+  return docs.map((d) => d.owner as string).sort();
+}
+
+describe('fanoutWorkflow (time-skipping)', () => {
+  it('retries chunk writes that fail and still writes every follower exactly once', async () => {
+    const actor = uniqueName('retry');
+    const followers = await seedFollowers(db, actor, 450, { prefix: `${actor}-f` });
+    const attempts: number[] = [];
+    const { queues, workers } = await workersFor(actor, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        const { attempt } = activityInfo();
+        attempts.push(attempt);
+        // The first two attempts of every chunk write half the chunk, then fail: a partial
+        // write followed by a crash, the case idempotency has to cover.
+        if (attempt <= 2) {
+          await a.writeFeedChunk({ ...input, followerIds: input.followerIds.slice(0, input.followerIds.length / 2) });
+          throw new Error(`simulated database failure (attempt ${attempt})`);
+        }
+        return a.writeFeedChunk(input);
+      },
+    }));
+    const result = await withWorkers(workers, () =>
+      env.client.workflow.execute(FANOUT_WORKFLOW_TYPE, {
+        taskQueue: queues.workflow,
+        workflowId: `fanout-add-${actor}-a1`,
+        args: [fanoutInput(actor, `${actor}-a1`, queues)],
+      }),
+    ) as FanoutProgress;
+
+    expect(result.done).toBe(true);
+    expect(result.followersSeen).toBe(450);
+    expect(result.high.chunksFailed + result.low.chunksFailed).toBe(0);
+    // 450 followers in chunks of 100 per priority: 225 + 225 -> 3 + 3 chunks, 3 attempts each.
+    expect(attempts.filter((a) => a === 3)).toHaveLength(6);
+    // Entries written by failed attempts count on the attempt that wrote them: reported totals
+    // cover what the last attempts inserted, and the store has each follower exactly once.
+    expect(await timelineOwners(`${actor}-a1`)).toEqual(followers.all);
+  });
+
+  it('re-dispatches a chunk whose attempt hangs past its start-to-close timeout', async () => {
+    const actor = uniqueName('timeout');
+    const followers = await seedFollowers(db, actor, 120, { prefix: `${actor}-f` });
+    let release: () => void = () => undefined;
+    const hung = new Promise<void>((resolve) => (release = resolve));
+    const attemptsByFirstId = new Map<string, number[]>();
+    const { queues, workers } = await workersFor(actor, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        const { attempt } = activityInfo();
+        const first = input.followerIds[0]!;
+        attemptsByFirstId.set(first, [...(attemptsByFirstId.get(first) ?? []), attempt]);
+        // The first chunk's first attempt hangs (a stuck socket) until the test ends.
+        if (first === followers.high[0] && attempt === 1) await hung;
+        return a.writeFeedChunk(input);
+      },
+    }));
+    try {
+      const result = await withWorkers(workers, async () => {
+        const out = (await env.client.workflow.execute(FANOUT_WORKFLOW_TYPE, {
+          taskQueue: queues.workflow,
+          workflowId: `fanout-add-${actor}-a1`,
+          args: [fanoutInput(actor, `${actor}-a1`, queues)],
+        })) as FanoutProgress;
+        release();
+        return out;
+      });
+      expect(result.done).toBe(true);
+      expect(attemptsByFirstId.get(followers.high[0]!)).toEqual([1, 2]);
+      expect(await timelineOwners(`${actor}-a1`)).toEqual(followers.all);
+    } finally {
+      release();
+    }
+  });
+
+  it('continues as new at least twice on a long walk and keeps its totals right', async () => {
+    const actor = uniqueName('can');
+    const followers = await seedFollowers(db, actor, 3000, { prefix: `${actor}-f`, activeEvery: 3 });
+    const { queues, workers } = await workersFor(actor);
+    const handleId = `fanout-add-${actor}-a1`;
+    const result = (await withWorkers(workers, () =>
+      env.client.workflow.execute(FANOUT_WORKFLOW_TYPE, {
+        taskQueue: queues.workflow,
+        workflowId: handleId,
+        // 30 pages of 100, 10 chunks of 10 per page; continue as new past 200 events.
+        args: [fanoutInput(actor, `${actor}-a1`, queues, { pageSize: 100, chunkSize: 10, maxInFlight: 10, maxHistoryEvents: 200 })],
+      }),
+    )) as FanoutProgress;
+
+    expect(result.continuedAsNew).toBeGreaterThanOrEqual(2);
+    expect(result.pagesRead).toBe(30);
+    expect(result.followersSeen).toBe(3000);
+    expect(result.high.followers).toBe(followers.high.length);
+    expect(result.low.followers).toBe(followers.low.length);
+    expect(result.high.chunksDone + result.low.chunksDone).toBe(300);
+    expect(result.high.entriesChanged + result.low.entriesChanged).toBe(3000);
+    expect(await timelineOwners(`${actor}-a1`)).toEqual(followers.all);
+  });
+
+  it('publishes a post scheduled three days ahead after a durable sleep, in seconds of wall time', async () => {
+    const actor = uniqueName('sched');
+    const followers = await seedFollowers(db, actor, 50, { prefix: `${actor}-f` });
+    const { queues, workers } = await workersFor(actor);
+    const feeds = new FeedClient({
+      temporal: env.client,
+      db,
+      taskQueue: queues.workflow,
+      fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low },
+      searchAttributes: false,
+    });
+    const startedAt = await env.currentTimeMs();
+    const wallStart = Date.now();
+    const { activityId } = await feeds.addActivity(
+      { actor, verb: 'post', object: 'note-1' },
+      { publishAt: new Date(startedAt + 3 * 86_400_000) },
+    );
+    // Not published yet: neither the actor's feed nor any follower's.
+    expect((await feeds.readFeed(FeedType.USER, actor)).items).toHaveLength(0);
+    const result = await withWorkers(workers, () => feeds.waitForFanout(activityId));
+    const workflowDays = ((await env.currentTimeMs()) - startedAt) / 86_400_000;
+    console.log(`scheduled post: ${workflowDays.toFixed(2)} days of workflow time in ${((Date.now() - wallStart) / 1000).toFixed(1)} s of wall time`);
+
+    expect(workflowDays).toBeGreaterThanOrEqual(3);
+    expect(result.followersSeen).toBe(50);
+    expect((await feeds.readFeed(FeedType.USER, actor)).items.map((i) => i.activityId)).toEqual([activityId]);
+    expect(await timelineOwners(activityId)).toEqual(followers.all);
+  });
+
+  it('fails fast, without retrying or writing, on bad workflow input', async () => {
+    const actor = uniqueName('bad');
+    await seedFollowers(db, actor, 10, { prefix: `${actor}-f` });
+    const { queues, workers } = await workersFor(actor);
+    const err = await withWorkers(workers, () =>
+      env.client.workflow
+        .execute(FANOUT_WORKFLOW_TYPE, {
+          taskQueue: queues.workflow,
+          workflowId: `fanout-add-${actor}-bad`,
+          args: [fanoutInput(actor, `${actor}-bad`, queues, { chunkSize: 0 })],
+        })
+        .then(() => undefined, (e: unknown) => e),
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect((cause as ApplicationFailure).type).toBe('ValidationError');
+    expect((cause as ApplicationFailure).nonRetryable).toBe(true);
+    expect((cause as ApplicationFailure).message).toMatch(/input\.chunkSize must be between 1 and 1000, got 0/);
+    expect(await timelineOwners(`${actor}-bad`)).toEqual([]);
+  });
+});

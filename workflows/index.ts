@@ -1,0 +1,5 @@
+/**
+ * Every workflow of the project; the worker's `workflowsPath` points here.
+ * @module
+ */
+export { fanoutWorkflow } from './fanout';
