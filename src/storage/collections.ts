@@ -82,8 +82,11 @@ export const FOLLOW_INDEXES: IndexDescription[] = [
 
 /** Creates the indexes of the fixed collections and of the given feed types. Idempotent. */
 export async function ensureIndexes(db: Db, feedTypes: Iterable<string>): Promise<void> {
-  await db.collection(Collections.FOLLOWS).createIndexes(FOLLOW_INDEXES);
-  for (const type of feedTypes) {
-    await db.collection(Collections.feed(type)).createIndexes(FEED_INDEXES);
+  const specs: Array<[string, IndexDescription]> = FOLLOW_INDEXES.map((ix) => [Collections.FOLLOWS, ix]);
+  for (const type of feedTypes) specs.push(...FEED_INDEXES.map((ix): [string, IndexDescription] => [Collections.feed(type), ix]));
+  // One index per command: FerretDB 1.24 drops the connection (an internal panic) when a
+  // createIndexes command lists several indexes that already exist.
+  for (const [collection, { key, ...options }] of specs) {
+    await db.collection(collection).createIndex(key as Record<string, 1 | -1>, options);
   }
 }

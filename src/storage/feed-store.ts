@@ -21,9 +21,10 @@ export interface FeedConfig {
   /** Entries kept per feed; older ones are trimmed. @default 1000 */
   maxLength?: number;
   /**
-   * Chance (0..1) that a write to a feed also trims it to `maxLength`, as Stream Framework's
-   * `trim_chance`: trimming on every write would double the write cost, so a feed may run a few
-   * entries over `maxLength` between trims. Reads never return more than asked. @default 0.01
+   * Chance (0..1) that a batched write also trims the feeds it wrote to `maxLength`, like Stream
+   * Framework's `trim_chance`: trimming on every write would cost a read per write, so a feed may
+   * run about `1 / trimChance` entries over `maxLength` between trims. Reads never return more than
+   * asked. @default 0.01
    */
   trimChance?: number;
 }
@@ -191,12 +192,10 @@ export class FeedStore {
     return { changed: res.deletedCount, unchanged: owners.length - res.deletedCount, trimmed: 0 };
   }
 
-  /** Trims, with the feed type's `trimChance`, each of `owners`' feeds to its `maxLength`. */
+  /** With the feed type's `trimChance`, trims the feeds of `owners` (one read for the batch). */
   private async maybeTrim(feedType: string, owners: readonly string[]): Promise<number> {
     const { trimChance } = this.feeds.get(feedType)!;
-    if (trimChance === 0) return 0;
-    const picked = owners.filter(() => this.random() < trimChance);
-    return picked.length === 0 ? 0 : this.trimFeeds(feedType, picked);
+    return trimChance > 0 && this.random() < trimChance ? this.trimFeeds(feedType, owners) : 0;
   }
 
   /**

@@ -10,17 +10,28 @@ import { NativeConnection, Runtime } from '@temporalio/worker';
 import { MongoClient } from 'mongodb';
 import { settingsFromEnv } from '../config';
 import { FanoutError } from '../errors';
+import { checkTaskQueue } from '../model/validation';
 import { FeedStore } from '../storage/feed-store';
 import { createWorkers, parseQueuePlan, type QueuePlan } from './workers';
 
 async function main(argv: string[]): Promise<void> {
   const queues: QueuePlan[] = [];
+  let workflowTaskQueue: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--queue' || arg === '-q') queues.push(parseQueuePlan(argv[++i] ?? ''));
+    else if (arg === '--workflow-queue') workflowTaskQueue = checkTaskQueue('--workflow-queue', argv[++i]);
     else if (arg.startsWith('--queue=')) queues.push(parseQueuePlan(arg.slice('--queue='.length)));
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: worker [--queue NAME[=CONCURRENCY]]...   (env: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MONGODB_URI, FANOUT_DB)');
+      console.log(
+        [
+          'usage: worker [--queue NAME[=CONCURRENCY]]... [--workflow-queue NAME]',
+          '  --queue           a task queue to serve, with its activity concurrency (default 20);',
+          '                    repeatable; default: fanout, high-fanout, low-fanout',
+          '  --workflow-queue  the queue whose worker also runs workflows (default: fanout)',
+          'env: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MONGODB_URI, FANOUT_DB',
+        ].join('\n'),
+      );
       return;
     } else throw new FanoutError(`unknown argument "${arg}" (try --help)`);
   }
@@ -31,7 +42,13 @@ async function main(argv: string[]): Promise<void> {
   await new FeedStore(db).ensureIndexes();
   const connection = await NativeConnection.connect({ address: settings.temporalAddress });
   try {
-    const workers = await createWorkers({ connection, namespace: settings.namespace, db, queues: queues.length ? queues : undefined });
+    const workers = await createWorkers({
+      connection,
+      namespace: settings.namespace,
+      db,
+      workflowTaskQueue,
+      queues: queues.length ? queues : undefined,
+    });
     const names = workers.map((w) => w.options.taskQueue).join(', ');
     console.log(`worker ${process.pid}: serving ${names} on ${settings.temporalAddress}, database ${settings.database}`);
     await Promise.all(workers.map((w) => w.run()));

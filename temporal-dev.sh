@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Runs the whole fanout stack locally: Temporal dev server + Web UI, FerretDB (MongoDB wire
+# protocol), the workers for every task queue, and a demo fanout.
+#
+# Usage: ./temporal-dev.sh [command]
+#   run     (default) install what is missing, start everything, run the demo, serve until Ctrl-C
+#   up      same, but in the background; returns once the demo is done
+#   down    stop what `up` started
+#   status  what runs, on which port
+#   logs    follow the logs of every process
+#   demo    run the demo again against the running stack
+#
+# Environment:
+#   TEMPORAL_ADDRESS  use this Temporal cluster instead of starting a dev server
+#   MONGODB_URI       use this MongoDB instead of starting FerretDB
+#   DEMO_FOLLOWERS    followers of the demo's actor (default 2000)
+#   TEMPORAL_PORT / TEMPORAL_UI_PORT / MONGO_PORT   ports (default 7233 / 8233 / 27017)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+DEV_DIR="$ROOT/.dev"            # git-ignored: data, logs, pids
+DATA_DIR="$DEV_DIR/data"
+LOG_DIR="$DEV_DIR/logs"
+PID_DIR="$DEV_DIR/pids"
+TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
+TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+MONGO_PORT="${MONGO_PORT:-27017}"
+DEMO_FOLLOWERS="${DEMO_FOLLOWERS:-2000}"
+
+say() { echo "temporal-dev: $*"; }
+die() { echo "temporal-dev: ERROR: $*" >&2; exit 1; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() { [ -f "$PID_DIR/$1.pid" ] && kill -0 "$(cat "$PID_DIR/$1.pid")" 2>/dev/null; }
+
+install_all() {
+  command -v node >/dev/null || die "node is not on PATH (Node 20.19+ is needed)"
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "installing npm packages (npm ci)"
+    npm ci --no-audit --no-fund
+  fi
+  bash scripts/install-tools.sh
+  eval "$(bash scripts/install-tools.sh --print-env)"
+}
+
+# start NAME COMMAND...: starts a process in the background with its log and pid file.
+start() {
+  local name="$1"; shift
+  mkdir -p "$LOG_DIR" "$PID_DIR"
+  "$@" >>"$LOG_DIR/$name.log" 2>&1 &
+  echo $! >"$PID_DIR/$name.pid"
+}
+
+wait_for_port() {
+  local name="$1" port="$2" seconds="$3"
+  for _ in $(seq $((seconds * 4))); do
+    port_in_use "$port" && return 0
+    pid_alive "$name" || { tail -n 20 "$LOG_DIR/$name.log" >&2; die "$name exited while starting; full log: $LOG_DIR/$name.log"; }
+    sleep 0.25
+  done
+  die "$name did not open port $port within $seconds s; see $LOG_DIR/$name.log"
+}
+
+start_servers() {
+  mkdir -p "$DATA_DIR"
+  if [ -z "${TEMPORAL_ADDRESS:-}" ]; then
+    for p in "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT"; do
+      port_in_use "$p" && die "port $p is already in use (Temporal needs $TEMPORAL_PORT and $TEMPORAL_UI_PORT). Stop what holds it (./temporal-dev.sh down, or: ss -ltnp | grep :$p), or set TEMPORAL_PORT / TEMPORAL_UI_PORT, or TEMPORAL_ADDRESS to use a running cluster."
+    done
+    say "starting Temporal dev server on 127.0.0.1:$TEMPORAL_PORT, Web UI on http://localhost:$TEMPORAL_UI_PORT (history in $DATA_DIR/temporal.db)"
+    start temporal "$TEMPORAL_CLI_PATH" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
+      --db-filename "$DATA_DIR/temporal.db" --namespace default --log-level warn \
+      --search-attribute FanoutActor=Keyword --search-attribute FanoutOperation=Keyword
+    wait_for_port temporal "$TEMPORAL_PORT" 60
+    wait_for_port temporal "$TEMPORAL_UI_PORT" 30
+    export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
+  else
+    say "using Temporal at TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS (register search attributes FanoutActor and FanoutOperation, type Keyword, on its namespace)"
+  fi
+  if [ -z "${MONGODB_URI:-}" ]; then
+    port_in_use "$MONGO_PORT" && die "port $MONGO_PORT is already in use (FerretDB needs it). Stop what holds it (./temporal-dev.sh down, or: ss -ltnp | grep :$MONGO_PORT), or set MONGO_PORT, or MONGODB_URI to use a running MongoDB."
+    say "starting FerretDB (MongoDB wire protocol) on 127.0.0.1:$MONGO_PORT (data in $DATA_DIR/ferretdb)"
+    mkdir -p "$DATA_DIR/ferretdb"
+    start ferretdb "$FERRETDB_PATH" --handler=sqlite --sqlite-url="file:$DATA_DIR/ferretdb/" --state-dir="$DATA_DIR/ferretdb" \
+      --listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr=- --telemetry=disable --log-level=warn
+    wait_for_port ferretdb "$MONGO_PORT" 30
+    export MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/"
+  else
+    say "using MongoDB at MONGODB_URI"
+  fi
+}
+
+start_workers() {
+  # Two processes, as a small production layout would have: one for the workflows and the
+  # LOW-priority writes, one with more capacity for the HIGH-priority writes.
+  say "starting workers: [fanout, low-fanout=10] and [high-fanout=40]"
+  start worker-main node --import tsx src/worker/main.ts --queue fanout --queue low-fanout=10
+  start worker-high node --import tsx src/worker/main.ts --queue high-fanout=40
+  for w in worker-main worker-high; do
+    for _ in $(seq 240); do
+      grep -q "serving" "$LOG_DIR/$w.log" 2>/dev/null && break
+      pid_alive "$w" || { tail -n 20 "$LOG_DIR/$w.log" >&2; die "$w exited while starting; see $LOG_DIR/$w.log"; }
+      sleep 0.25
+    done
+  done
+}
+
+stop_all() {
+  local stopped=0
+  for name in worker-high worker-main ferretdb temporal; do
+    if pid_alive "$name"; then
+      kill -TERM "$(cat "$PID_DIR/$name.pid")" 2>/dev/null || true
+      stopped=1
+    fi
+  done
+  # Give them 15 s to stop cleanly, then force.
+  for _ in $(seq 60); do
+    local alive=0
+    for name in worker-high worker-main ferretdb temporal; do pid_alive "$name" && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.25
+  done
+  for name in worker-high worker-main ferretdb temporal; do
+    pid_alive "$name" && kill -KILL "$(cat "$PID_DIR/$name.pid")" 2>/dev/null || true
+    rm -f "$PID_DIR/$name.pid"
+  done
+  [ "$stopped" = 1 ] && say "stopped everything" || true
+}
+
+run_demo() {
+  say "running the demo: alice pins a photo, fanned out to $DEMO_FOLLOWERS followers"
+  node --import tsx src/dev/demo.ts "$DEMO_FOLLOWERS"
+  if [ -n "${TEMPORAL_CLI_PATH:-}" ]; then
+    say "recent fanout runs (temporal workflow list):"
+    "$TEMPORAL_CLI_PATH" workflow list --address "$TEMPORAL_ADDRESS" --limit 5 || true
+  fi
+}
+
+print_where() {
+  cat <<EOF
+
+temporal-dev: everything is up
+  Temporal Web UI     http://localhost:$TEMPORAL_UI_PORT   (filter: FanoutActor="alice")
+  Temporal frontend   ${TEMPORAL_ADDRESS}
+  MongoDB (FerretDB)  ${MONGODB_URI}  database feed_fanout
+  Workers             fanout + low-fanout, high-fanout   (logs: $LOG_DIR)
+  Try                 $TEMPORAL_CLI_PATH workflow list --address $TEMPORAL_ADDRESS
+EOF
+}
+
+cmd="${1:-run}"
+case "$cmd" in
+  run)
+    for name in temporal ferretdb worker-main worker-high; do
+      pid_alive "$name" && die "the stack is already running in the background (./temporal-dev.sh status); stop it with ./temporal-dev.sh down"
+    done
+    install_all
+    trap 'echo; stop_all; exit 0' INT TERM
+    trap 'stop_all' EXIT
+    start_servers
+    start_workers
+    run_demo
+    print_where
+    echo "temporal-dev: serving until Ctrl-C"
+    while true; do
+      for name in temporal ferretdb worker-main worker-high; do
+        if [ -f "$PID_DIR/$name.pid" ] && ! pid_alive "$name"; then
+          tail -n 20 "$LOG_DIR/$name.log" >&2
+          die "$name stopped unexpectedly; see $LOG_DIR/$name.log"
+        fi
+      done
+      sleep 2
+    done
+    ;;
+  up)
+    install_all
+    start_servers
+    start_workers
+    run_demo
+    print_where
+    echo "temporal-dev: running in the background; stop with ./temporal-dev.sh down"
+    ;;
+  down) stop_all ;;
+  status)
+    for name in temporal ferretdb worker-main worker-high; do
+      if pid_alive "$name"; then echo "$name: running (pid $(cat "$PID_DIR/$name.pid"))"; else echo "$name: stopped"; fi
+    done
+    for p in "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$MONGO_PORT"; do
+      port_in_use "$p" && echo "port $p: open" || echo "port $p: closed"
+    done
+    ;;
+  logs) exec tail -n 50 -F "$LOG_DIR"/*.log ;;
+  demo)
+    eval "$(bash scripts/install-tools.sh --print-env)"
+    export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}" MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/}"
+    run_demo
+    ;;
+  -h|--help|help) sed -n '2,20p' "$0" ;;
+  *) die "unknown command '$cmd' (try --help)" ;;
+esac

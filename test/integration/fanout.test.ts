@@ -1,0 +1,260 @@
+/**
+ * The fanout end to end against the real Temporal dev server and the MongoDB-wire store
+ * (FerretDB unless MONGODB_URI is set), through the app-facing FeedClient.
+ */
+import { activityInfo } from '@temporalio/activity';
+import type { Worker } from '@temporalio/worker';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import type { Db } from 'mongodb';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import type { FanoutActivities, WriteFeedChunkInput } from '../../activities';
+import { FeedClient } from '../../src/client';
+import { ValidationError } from '../../src/errors';
+import { FanoutOperation, FeedType } from '../../src/model/constants';
+import { Collections } from '../../src/storage/collections';
+import { FeedStore } from '../../src/storage/feed-store';
+import { createWorkers, WORKFLOWS_PATH } from '../../src/worker/workers';
+import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
+import { seedFollowers } from '../utils/graph';
+import { testQueues, withWorkers } from '../utils/workers';
+
+let temporal: Awaited<ReturnType<typeof devServer>>;
+let mongo: Awaited<ReturnType<typeof freshDb>>;
+let db: Db;
+
+beforeAll(async () => {
+  temporal = await devServer();
+});
+
+afterAll(async () => {
+  await temporal?.close();
+});
+
+// A database per test: tests stay independent, and collections stay small (FerretDB scans
+// collections for queries on fields other than _id).
+beforeEach(async () => {
+  mongo = await freshDb('it');
+  db = mongo.db;
+  await new FeedStore(db).ensureIndexes();
+});
+
+afterEach(async () => {
+  await mongo?.drop();
+});
+
+function feedClient(queues: ReturnType<typeof testQueues>): FeedClient {
+  return new FeedClient({
+    temporal: temporal.client,
+    db,
+    taskQueue: queues.workflow,
+    fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low },
+  });
+}
+
+async function workersFor(queues: ReturnType<typeof testQueues>, wrap?: (a: FanoutActivities) => Partial<FanoutActivities>): Promise<Worker[]> {
+  return createWorkers({
+    connection: temporal.nativeConnection,
+    db,
+    workflowTaskQueue: queues.workflow,
+    queues: [{ taskQueue: queues.workflow }, { taskQueue: queues.high }, { taskQueue: queues.low }],
+    workflowBundle: await workflowBundle(),
+    wrapActivities: wrap ? (a) => ({ ...a, ...wrap(a) }) : undefined,
+  });
+}
+
+async function timelineOwners(activityId: string): Promise<string[]> {
+  const docs = await db.collection(Collections.feed(FeedType.TIMELINE)).find({ activityId }).project({ owner: 1 }).toArray();
+  return docs.map((d) => d.owner as string).sort();
+}
+
+describe('fanout on the dev server', () => {
+  it('writes one entry into each of 10,000 timelines, HIGH chunks on high-fanout and LOW on low-fanout', async () => {
+    const actor = uniqueName('big');
+    const queues = testQueues(actor);
+    const followers = await seedFollowers(db, actor, 10_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    const queueOf = new Map<string, string[]>();
+    const workers = await workersFor(queues, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        const res = await a.writeFeedChunk(input);
+        const { taskQueue } = activityInfo();
+        for (const id of input.followerIds) queueOf.set(id, [...(queueOf.get(id) ?? []), taskQueue]);
+        return res;
+      },
+    }));
+    const feeds = feedClient(queues);
+    const summary = await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'photo-1' });
+      return feeds.waitForFanout(activityId);
+    });
+
+    const owners = await timelineOwners(`${actor}-a1`);
+    expect(owners).toHaveLength(10_000);
+    expect(owners).toEqual(followers.all);
+    expect(summary).toMatchObject({ done: true, followersSeen: 10_000, failures: [] });
+    // Pages of 1,000 hold 250 HIGH + 750 LOW followers: chunks of 100, 100, 50 and 7 x 100, 50.
+    expect(summary.high).toMatchObject({ followers: 2_500, chunksDone: 30, chunksFailed: 0, entriesChanged: 2_500 });
+    expect(summary.low).toMatchObject({ followers: 7_500, chunksDone: 80, chunksFailed: 0, entriesChanged: 7_500 });
+    for (const id of followers.high) expect(queueOf.get(id)).toEqual([queues.high]);
+    for (const id of followers.low) expect(queueOf.get(id)).toEqual([queues.low]);
+    // The actor's own feed got it too, read back through the client.
+    const own = await feeds.readFeed(FeedType.USER, actor);
+    expect(own.items.map((i) => i.activity?.verb)).toEqual(['pin']);
+  });
+
+  it('runs one fanout when the same activity is submitted twice', async () => {
+    const actor = uniqueName('twice');
+    const queues = testQueues(actor);
+    const followers = await seedFollowers(db, actor, 300, { prefix: `${actor}-f` });
+    const feeds = feedClient(queues);
+    const activity = { actor, verb: 'like', object: 'post-7', time: '2026-11-20T10:00:00Z' };
+    // Both submissions before any worker runs: the second finds the first still running.
+    const first = await feeds.addActivity(activity);
+    const second = await feeds.addActivity(activity);
+    expect(second.activityId).toBe(first.activityId);
+    expect([first.started, second.started]).toEqual([true, false]);
+    const workers = await workersFor(queues);
+    await withWorkers(workers, () => feeds.waitForFanout(first.activityId));
+    // And once more after it completed.
+    const third = await feeds.addActivity(activity);
+    expect(third.started).toBe(false);
+
+    const runs = [];
+    for await (const run of temporal.client.workflow.list({ query: `WorkflowId = '${first.workflowId}'` })) runs.push(run);
+    expect(runs).toHaveLength(1);
+    expect(await timelineOwners(first.activityId)).toEqual(followers.all);
+    expect(await db.collection(Collections.ACTIVITIES).countDocuments({ _id: first.activityId as never })).toBe(1);
+  });
+
+  it('finishes a fanout whose worker is stopped and then killed mid-way, nothing lost or duplicated', async () => {
+    const actor = uniqueName('crash');
+    const queues = testQueues(actor);
+    const followers = await seedFollowers(db, actor, 3_000, { prefix: `${actor}-f` });
+    const feeds = feedClient(queues);
+    // Small sequential chunks, so the fanout is still running when the worker goes away.
+    const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'x' }, { chunkSize: 20, maxInFlight: 1 });
+
+    // Counted in the store, not by query: a query needs a live workflow worker.
+    const written = () => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId });
+    const waitForEntries = async (atLeast: number) => {
+      for (;;) {
+        const n = await written();
+        if (n >= atLeast) return n;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+
+    // 1. Graceful stop (SIGTERM): the worker finishes what it runs and exits 0.
+    let worker = startWorkerProcess(db.databaseName, queues);
+    const before = await waitForEntries(300);
+    expect(await stopProcess(worker, 'SIGTERM')).toBe(0);
+    // 2. Crash (SIGKILL) of a second worker, mid-chunk as likely as not.
+    worker = startWorkerProcess(db.databaseName, queues);
+    await waitForEntries(before + 300);
+    await stopProcess(worker, 'SIGKILL');
+    const atCrash = await written();
+    console.log(`crash test: ${before} entries at SIGTERM, ${atCrash} at SIGKILL, of 3000`);
+    expect(atCrash).toBeLessThan(3_000);
+    // 3. A fresh worker picks the same fanout up (a killed chunk is retried after its timeout).
+    worker = startWorkerProcess(db.databaseName, queues);
+    try {
+      const summary = await feeds.waitForFanout(activityId);
+      expect(summary.done).toBe(true);
+      expect(summary.followersSeen).toBe(3_000);
+      expect(summary.high.chunksDone + summary.low.chunksDone).toBe(150);
+      expect(summary.high.chunksFailed + summary.low.chunksFailed).toBe(0);
+    } finally {
+      await stopProcess(worker, 'SIGTERM');
+    }
+    const owners = await timelineOwners(activityId);
+    expect(owners).toHaveLength(3_000);
+    expect(owners).toEqual(followers.all);
+  });
+
+  it('removes an activity from every feed and leaves other activities alone', async () => {
+    const actor = uniqueName('remove');
+    const queues = testQueues(actor);
+    const followers = await seedFollowers(db, actor, 1_000, { prefix: `${actor}-f` });
+    const feeds = feedClient(queues);
+    const workers = await workersFor(queues);
+    await withWorkers(workers, async () => {
+      const kept = await feeds.addActivity({ id: `${actor}-keep`, actor, verb: 'pin', object: 'a', time: 1_000 });
+      const gone = await feeds.addActivity({ id: `${actor}-gone`, actor, verb: 'pin', object: 'b', time: 2_000 });
+      await feeds.waitForFanout(kept.activityId);
+      await feeds.waitForFanout(gone.activityId);
+      expect(await timelineOwners(gone.activityId)).toEqual(followers.all);
+
+      const removal = await feeds.removeActivity(gone.activityId);
+      // Hidden at once for readers, before the removal fanout is done.
+      expect((await feeds.readFeed(FeedType.TIMELINE, followers.all[0]!)).items.map((i) => i.activityId)).toEqual([kept.activityId]);
+      const summary = await feeds.waitForFanout(gone.activityId, FanoutOperation.REMOVE);
+      expect(summary.high.entriesChanged + summary.low.entriesChanged).toBe(1_000);
+      expect(removal.workflowId).toBe(`fanout-remove-${gone.activityId}`);
+      // Removing again is a no-op that points at the same removal.
+      expect(await feeds.removeActivity(gone.activityId)).toMatchObject({ started: false, workflowId: removal.workflowId });
+    });
+    expect(await timelineOwners(`${actor}-gone`)).toEqual([]);
+    expect(await timelineOwners(`${actor}-keep`)).toEqual(followers.all);
+    expect((await feeds.readFeed(FeedType.USER, actor)).items.map((i) => i.activityId)).toEqual([`${actor}-keep`]);
+    expect(await db.collection(Collections.ACTIVITIES).countDocuments({ _id: `${actor}-gone` as never })).toBe(0);
+  });
+
+  it('rejects bad input with an error naming the field, and writes and starts nothing', async () => {
+    const actor = uniqueName('badin');
+    const queues = testQueues(actor);
+    const feeds = feedClient(queues);
+    const good = { id: `${actor}-a`, actor, verb: 'pin', object: 'o1' };
+    const cases: Array<[string, () => Promise<unknown>, string]> = [
+      ['missing actor', () => feeds.addActivity({ ...good, actor: undefined } as never), 'activity.actor'],
+      ['missing verb', () => feeds.addActivity({ ...good, verb: undefined } as never), 'activity.verb'],
+      ['wrong type', () => feeds.addActivity({ ...good, object: 42 } as never), 'activity.object'],
+      ['bad time', () => feeds.addActivity({ ...good, time: 'yesterday' }), 'activity.time'],
+      ['oversized extra', () => feeds.addActivity({ ...good, extra: { blob: 'x'.repeat(5000) } }), 'activity.extra'],
+      ['unknown field', () => feeds.addActivity({ ...good, colour: 'red' } as never), 'activity.colour'],
+      ['chunk size 0', () => feeds.addActivity(good, { chunkSize: 0 }), 'options.chunkSize'],
+      ['unknown feed type', () => feeds.addActivity(good, { feedType: 'nope' }), 'options.feedType'],
+    ];
+    for (const [name, call, field] of cases) {
+      const err = await call().then(() => undefined, (e: unknown) => e);
+      expect(err, name).toBeInstanceOf(ValidationError);
+      expect((err as ValidationError).field, name).toBe(field);
+      expect((err as Error).message.startsWith(field), name).toBe(true);
+    }
+    expect(await db.collection(Collections.ACTIVITIES).countDocuments({ actor })).toBe(0);
+    expect(await db.collection(Collections.feed(FeedType.USER)).countDocuments({ owner: actor })).toBe(0);
+    const runs = [];
+    for await (const run of temporal.client.workflow.list({ query: `WorkflowId = 'fanout-add-${actor}-a'` })) runs.push(run);
+    expect(runs).toHaveLength(0);
+  });
+});
+
+/** Starts the worker command (`src/worker/main.ts`) as its own process on the test's queues. */
+function startWorkerProcess(database: string, queues: ReturnType<typeof testQueues>): ChildProcess {
+  const root = path.resolve(path.dirname(WORKFLOWS_PATH), '..');
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(root, 'src/worker/main.ts'), '--workflow-queue', queues.workflow, '--queue', queues.workflow, '--queue', queues.high, '--queue', queues.low],
+    {
+      cwd: root,
+      env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), MONGODB_URI: inject('mongodbUri'), FANOUT_DB: database },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  child.on('exit', (code, signal) => {
+    if (code !== 0 && signal === null) console.error(`worker process exited with ${code}:\n${output}`);
+  });
+  return child;
+}
+
+/** Sends `signal` and resolves with the exit code (null when killed by the signal). */
+function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.once('exit', (code) => resolve(code));
+    child.kill(signal);
+  });
+}

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { deriveActivityId } from '../../src/client';
+import { ValidationError } from '../../src/errors';
+import { FANOUT_DEFAULTS, validateFanoutInput } from '../../src/model/fanout';
+import { validateActivity } from '../../src/model/validation';
+import { parseQueuePlan } from '../../src/worker/workers';
+
+const now = new Date('2026-11-23T12:00:00Z');
+
+function fieldOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ValidationError) return err.field;
+    throw err;
+  }
+  return undefined;
+}
+
+describe('validateActivity', () => {
+  it('accepts a minimal activity and fills the time', () => {
+    expect(validateActivity({ actor: 'u1', verb: 'pin', object: 'p1' }, now)).toEqual({ actor: 'u1', verb: 'pin', object: 'p1', time: now });
+  });
+
+  it('accepts ISO strings and epoch milliseconds for time', () => {
+    expect(validateActivity({ actor: 'u1', verb: 'pin', object: 'p1', time: '2026-01-02T03:04:05Z' }, now).time.toISOString()).toBe('2026-01-02T03:04:05.000Z');
+    expect(validateActivity({ actor: 'u1', verb: 'pin', object: 'p1', time: 0 }, now).time.getTime()).toBe(0);
+  });
+
+  it.each([
+    ['not an object', 'x', 'activity'],
+    ['missing actor', { verb: 'pin', object: 'p' }, 'activity.actor'],
+    ['empty actor', { actor: '', verb: 'pin', object: 'p' }, 'activity.actor'],
+    ['actor with a slash', { actor: 'a/b', verb: 'pin', object: 'p' }, 'activity.actor'],
+    ['actor too long', { actor: 'a'.repeat(129), verb: 'pin', object: 'p' }, 'activity.actor'],
+    ['verb a number', { actor: 'u', verb: 3, object: 'p' }, 'activity.verb'],
+    ['missing object', { actor: 'u', verb: 'pin' }, 'activity.object'],
+    ['target not a string', { actor: 'u', verb: 'pin', object: 'p', target: {} }, 'activity.target'],
+    ['bad time', { actor: 'u', verb: 'pin', object: 'p', time: 'soon' }, 'activity.time'],
+    ['extra an array', { actor: 'u', verb: 'pin', object: 'p', extra: [] }, 'activity.extra'],
+    ['extra too big', { actor: 'u', verb: 'pin', object: 'p', extra: { s: 'é'.repeat(2100) } }, 'activity.extra'],
+    ['unknown field', { actor: 'u', verb: 'pin', object: 'p', body: 'x' }, 'activity.body'],
+  ])('rejects %s, naming %s', (_name, input, field) => {
+    expect(fieldOf(() => validateActivity(input, now))).toBe(field);
+  });
+
+  it('measures extra in UTF-8 bytes, not characters', () => {
+    // 2,000 two-byte characters: 4,000 bytes plus the JSON around them, under 4,096.
+    expect(() => validateActivity({ actor: 'u', verb: 'pin', object: 'p', extra: { s: 'é'.repeat(2000) } }, now)).not.toThrow();
+  });
+});
+
+describe('validateFanoutInput', () => {
+  const base = { operation: 'add', activityId: 'a1', actorId: 'u1', activityTime: 1 };
+
+  it('applies the documented defaults', () => {
+    expect(validateFanoutInput(base)).toMatchObject({ ...FANOUT_DEFAULTS, operation: 'add', activityId: 'a1', actorId: 'u1', activityTime: 1 });
+    expect(FANOUT_DEFAULTS).toMatchObject({ chunkSize: 100, highTaskQueue: 'high-fanout', lowTaskQueue: 'low-fanout' });
+  });
+
+  it.each([
+    ['operation', { ...base, operation: 'upsert' }],
+    ['activityId', { ...base, activityId: 7 }],
+    ['actorId', { ...base, actorId: undefined }],
+    ['activityTime', { ...base, activityTime: 'now' }],
+    ['chunkSize', { ...base, chunkSize: 0 }],
+    ['chunkSize', { ...base, chunkSize: 1001 }],
+    ['pageSize', { ...base, pageSize: 2.5 }],
+    ['maxInFlight', { ...base, maxInFlight: -1 }],
+    ['highTaskQueue', { ...base, highTaskQueue: '' }],
+    ['publishAt', { ...base, operation: 'remove', publishAt: 5 }],
+  ])('rejects a bad %s', (field, input) => {
+    expect(fieldOf(() => validateFanoutInput(input))).toBe(`input.${field}`);
+  });
+
+  it('does not need activityTime to remove', () => {
+    expect(() => validateFanoutInput({ operation: 'remove', activityId: 'a1', actorId: 'u1' })).not.toThrow();
+  });
+});
+
+describe('deriveActivityId', () => {
+  const a = { actor: 'u1', verb: 'pin', object: 'p1', time: now };
+  it('is stable for the same fields and differs when any field differs', () => {
+    expect(deriveActivityId(a)).toBe(deriveActivityId({ ...a }));
+    expect(deriveActivityId(a)).not.toBe(deriveActivityId({ ...a, target: 'b1' }));
+    expect(deriveActivityId(a)).not.toBe(deriveActivityId({ ...a, time: new Date(now.getTime() + 1) }));
+    expect(deriveActivityId(a)).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
+
+describe('parseQueuePlan', () => {
+  it('parses NAME and NAME=CONCURRENCY', () => {
+    expect(parseQueuePlan('high-fanout')).toEqual({ taskQueue: 'high-fanout' });
+    expect(parseQueuePlan('high-fanout=50')).toEqual({ taskQueue: 'high-fanout', concurrency: 50 });
+  });
+  it('rejects a bad concurrency', () => {
+    expect(fieldOf(() => parseQueuePlan('high-fanout=0'))).toBe('--queue');
+    expect(fieldOf(() => parseQueuePlan('=3'))).toBe('--queue');
+  });
+});
