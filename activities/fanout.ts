@@ -4,7 +4,7 @@
  * the real database and tests can pass their own follower source.
  * @module
  */
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { activityInfo, ApplicationFailure, log } from '@temporalio/activity';
 import { ValidationError, VALIDATION_FAILURE_TYPE } from '../src/errors';
 import type { FollowerPage, FollowerSource } from '../src/followers/follower-source';
 import { FanoutOperation, Limits } from '../src/model/constants';
@@ -61,7 +61,9 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
         const userId = checkId('input.userId', input.userId);
         const cursor = input.cursor === null ? null : checkId('input.cursor', input.cursor);
         const limit = checkInt('input.limit', input.limit, 1, Limits.MAX_PAGE_SIZE);
-        return followers.getFollowerPage({ userId, cursor, limit });
+        // The workflow id names the walk (it survives continue-as-new), so a source may cache per walk.
+        const walkId = activityInfo().workflowExecution?.workflowId;
+        return followers.getFollowerPage({ userId, cursor, limit, walkId });
       });
     },
 

@@ -74,10 +74,12 @@ async function main(): Promise<void> {
       Array.from({ length: maxInFlight }, async () => {
         while (next < chunks.length) {
           const chunk = chunks[next++]!;
-          rawWritten += await insertManyIgnoringDuplicates(
+          const n = await insertManyIgnoringDuplicates(
             store.feed('raw'),
             chunk.map((owner) => ({ _id: `${owner}/raw-1`, owner, activityId: 'raw-1', time })),
           );
+          rawWritten += n; // not `+= await`: that reads the total before the await and loses updates
+
         }
       }),
     );

@@ -153,12 +153,23 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     });
   }
 
+  const readPage = (from: string | null) => {
+    const promise = getFollowerPage({ userId: input.actorId, cursor: from, limit: input.pageSize });
+    // Awaited later; mark it handled so a failure while chunks are dispatched is not "unhandled".
+    promise.catch(() => undefined);
+    return promise;
+  };
+  let nextPage = readPage(cursor);
   for (;;) {
-    const page = await getFollowerPage({ userId: input.actorId, cursor, limit: input.pageSize });
+    const page = await nextPage;
     progress.pagesRead++;
     progress.followersSeen += page.high.length + page.low.length;
     progress.high.followers += page.high.length;
     progress.low.followers += page.low.length;
+    cursor = page.nextCursor;
+    const handOver = cursor !== null && shouldContinueAsNew(input.maxHistoryEvents);
+    // Read the next page while this page's chunks are written (not when handing over to a new run).
+    if (cursor !== null && !handOver) nextPage = readPage(cursor);
     // HIGH chunks go first so active users see the activity first.
     for (const [priority, ids] of [['high', page.high], ['low', page.low]] as const) {
       for (let i = 0; i < ids.length; i += input.chunkSize) {
@@ -166,9 +177,8 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
         startChunk(priority, ids.slice(i, i + input.chunkSize));
       }
     }
-    cursor = page.nextCursor;
     if (cursor === null) break;
-    if (shouldContinueAsNew(input.maxHistoryEvents)) {
+    if (handOver) {
       // Pending activities cannot be carried over: let them finish, then hand over the cursor.
       await condition(() => inFlight === 0);
       progress.continuedAsNew++;

@@ -13,6 +13,11 @@ export interface FollowerPageRequest {
   cursor: string | null;
   /** Maximum number of followers in the page (both priorities together). */
   limit: number;
+  /**
+   * Identifies one walk through the followers (the fanout's workflow id, the same across
+   * continue-as-new). A source may use it to cache what it read for the walk's next pages.
+   */
+  walkId?: string;
 }
 
 /**

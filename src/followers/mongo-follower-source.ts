@@ -3,12 +3,26 @@
  * collection's `lastActiveAt` for the priority.
  * @module
  */
-import type { Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
+import { ValidationError } from '../errors';
 import { checkInt } from '../model/validation';
 import { Collections, type FollowDoc, type UserDoc } from '../storage/collections';
 import type { FollowerPage, FollowerPageRequest, FollowerSource } from './follower-source';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * How pages are read.
+ * - `query`: one indexed range query per page plus one `$in` lookup of the page's users. Best on
+ *   MongoDB, where both are index scans.
+ * - `snapshot`: the first page of a walk reads all follower ids in one sorted query, and the set
+ *   of recently active users in one more, and keeps both in this process for the walk's next
+ *   pages. Best on stores that scan for range and `$in` queries (FerretDB pushes only `_id`
+ *   equality down to SQL), where `query` costs two full scans per page; `snapshot` costs two per
+ *   walk. Not for MongoDB at scale: the active set is every recently active user.
+ * - `auto`: `snapshot` on FerretDB, `query` elsewhere.
+ */
+export type PagingStrategy = 'query' | 'snapshot' | 'auto';
 
 /** Options of {@link MongoFollowerSource}. */
 export interface MongoFollowerSourceOptions {
@@ -16,6 +30,19 @@ export interface MongoFollowerSourceOptions {
   activeWithinDays?: number;
   /** Clock, injectable for tests. @default () => new Date() */
   now?: () => Date;
+  /** How pages are read. @default 'auto' */
+  paging?: PagingStrategy;
+  /** `snapshot` only: follower ids kept in memory across all walks, oldest walks evicted first. @default 2_000_000 */
+  maxCachedIds?: number;
+  /** `snapshot` only: a walk's ids are dropped when unused this long. @default 600_000 (10 min) */
+  snapshotTtlMs?: number;
+}
+
+interface Snapshot {
+  ids: string[];
+  /** Ids of users active since the walk began (all users, not only followers). */
+  active: Set<string>;
+  lastUsed: number;
 }
 
 /**
@@ -25,6 +52,13 @@ export interface MongoFollowerSourceOptions {
 export class MongoFollowerSource implements FollowerSource {
   private readonly activeWithinMs: number;
   private readonly now: () => Date;
+  private readonly paging: PagingStrategy;
+  private readonly maxCachedIds: number;
+  private readonly snapshotTtlMs: number;
+  private resolvedPaging?: Promise<'query' | 'snapshot'>;
+  /** Walk key -> follower ids, in insertion (= least recently created) order for eviction. */
+  private readonly snapshots = new Map<string, Snapshot>();
+  private cachedIds = 0;
 
   constructor(
     private readonly db: Db,
@@ -32,31 +66,124 @@ export class MongoFollowerSource implements FollowerSource {
   ) {
     this.activeWithinMs = checkInt('activeWithinDays', options.activeWithinDays, 0, 36_500, 7) * DAY_MS;
     this.now = options.now ?? (() => new Date());
+    this.paging = options.paging ?? 'auto';
+    if (!['query', 'snapshot', 'auto'].includes(this.paging)) {
+      throw new ValidationError('paging', `must be "query", "snapshot" or "auto", got ${JSON.stringify(this.paging)}`);
+    }
+    this.maxCachedIds = checkInt('maxCachedIds', options.maxCachedIds, 0, 100_000_000, 2_000_000);
+    this.snapshotTtlMs = checkInt('snapshotTtlMs', options.snapshotTtlMs, 1000, 86_400_000, 600_000);
   }
 
-  async getFollowerPage({ userId, cursor, limit }: FollowerPageRequest): Promise<FollowerPage> {
+  private get follows(): Collection<FollowDoc> {
+    return this.db.collection<FollowDoc>(Collections.FOLLOWS);
+  }
+
+  private get users(): Collection<UserDoc> {
+    return this.db.collection<UserDoc>(Collections.USERS);
+  }
+
+  /** The strategy in effect (`auto` resolved by asking the server what it is). */
+  async pagingStrategy(): Promise<'query' | 'snapshot'> {
+    if (this.paging !== 'auto') return this.paging;
+    this.resolvedPaging ??= this.db
+      .admin()
+      .command({ buildInfo: 1 })
+      .then((info) => (typeof info.ferretdbVersion === 'string' ? ('snapshot' as const) : ('query' as const)))
+      .catch(() => 'query' as const);
+    return this.resolvedPaging;
+  }
+
+  async getFollowerPage(request: FollowerPageRequest): Promise<FollowerPage> {
+    const { userId, cursor, limit, walkId } = request;
+    const snapshot = walkId !== undefined && (await this.pagingStrategy()) === 'snapshot';
+    const { ids, more, active } = snapshot
+      ? this.pageFromSnapshot(await this.snapshot(`${walkId}\u0000${userId}`, userId, cursor), cursor, limit)
+      : await this.pageFromQuery(userId, cursor, limit);
+    if (ids.length === 0) return { high: [], low: [], nextCursor: null };
+
+    const page: FollowerPage = { high: [], low: [], nextCursor: more ? ids[ids.length - 1]! : null };
+    for (const id of ids) (active.has(id) ? page.high : page.low).push(id);
+    return page;
+  }
+
+  private async pageFromQuery(userId: string, cursor: string | null, limit: number) {
     const filter: Record<string, unknown> = { followee: userId };
     if (cursor !== null) filter.follower = { $gt: cursor };
-    const edges = await this.db
-      .collection<FollowDoc>(Collections.FOLLOWS)
+    const edges = await this.follows
       .find(filter, { projection: { _id: 0, follower: 1 } })
       .sort({ follower: 1 })
       // One more than asked tells whether another page exists, without an empty last page.
       .limit(limit + 1)
       .toArray();
-    const more = edges.length > limit;
     const ids = edges.slice(0, limit).map((e) => e.follower);
-    if (ids.length === 0) return { high: [], low: [], nextCursor: null };
-
-    const activeSince = new Date(this.now().getTime() - this.activeWithinMs);
-    const active = await this.db
-      .collection<UserDoc>(Collections.USERS)
-      .find({ _id: { $in: ids }, lastActiveAt: { $gte: activeSince } }, { projection: { _id: 1 } })
-      .toArray();
-    const activeIds = new Set(active.map((u) => u._id));
-    const page: FollowerPage = { high: [], low: [], nextCursor: null };
-    for (const id of ids) (activeIds.has(id) ? page.high : page.low).push(id);
-    page.nextCursor = more ? ids[ids.length - 1]! : null;
-    return page;
+    const active = ids.length ? await this.activeByIn(ids) : new Set<string>();
+    return { ids, more: edges.length > limit, active };
   }
+
+  /** The walk's snapshot, read on its first page (or by a worker that has not seen the walk). */
+  private async snapshot(key: string, userId: string, cursor: string | null): Promise<Snapshot & { key: string }> {
+    this.evictExpired();
+    let snap = this.snapshots.get(key);
+    if (!snap || cursor === null) {
+      if (snap) this.drop(key);
+      const [edges, active] = await Promise.all([
+        this.follows.find({ followee: userId }, { projection: { _id: 0, follower: 1 } }).sort({ follower: 1 }).toArray(),
+        this.users.find({ lastActiveAt: { $gte: this.activeSince() } }, { projection: { _id: 1 } }).toArray(),
+      ]);
+      snap = { ids: edges.map((e) => e.follower), active: new Set(active.map((u) => u._id)), lastUsed: Date.now() };
+      this.snapshots.set(key, snap);
+      this.cachedIds += snap.ids.length + snap.active.size;
+      this.evictOverflow(key);
+    }
+    snap.lastUsed = Date.now();
+    return Object.assign(snap, { key });
+  }
+
+  private pageFromSnapshot(snap: Snapshot & { key: string }, cursor: string | null, limit: number) {
+    const start = cursor === null ? 0 : upperBound(snap.ids, cursor);
+    const ids = snap.ids.slice(start, start + limit);
+    const more = start + limit < snap.ids.length;
+    if (!more) this.drop(snap.key); // the walk is done
+    return { ids, more, active: snap.active };
+  }
+
+  private drop(key: string): void {
+    const snap = this.snapshots.get(key);
+    if (!snap) return;
+    this.cachedIds -= snap.ids.length + snap.active.size;
+    this.snapshots.delete(key);
+  }
+
+  private evictExpired(): void {
+    const cutoff = Date.now() - this.snapshotTtlMs;
+    for (const [key, snap] of this.snapshots) if (snap.lastUsed < cutoff) this.drop(key);
+  }
+
+  private evictOverflow(keep: string): void {
+    for (const key of this.snapshots.keys()) {
+      if (this.cachedIds <= this.maxCachedIds) return;
+      if (key !== keep) this.drop(key);
+    }
+  }
+
+  private activeSince(): Date {
+    return new Date(this.now().getTime() - this.activeWithinMs);
+  }
+
+  private async activeByIn(ids: string[]): Promise<Set<string>> {
+    const active = await this.users.find({ _id: { $in: ids }, lastActiveAt: { $gte: this.activeSince() } }, { projection: { _id: 1 } }).toArray();
+    return new Set(active.map((u) => u._id));
+  }
+}
+
+/** Index of the first element greater than `value` in sorted `ids`. */
+function upperBound(ids: string[], value: string): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid]! <= value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -33,17 +33,26 @@ export class FollowStore {
     let inserted = 0;
     for (let i = 0; i < edges.length; i += batchSize) {
       const docs = edges.slice(i, i + batchSize).map((e) => ({ _id: followId(e.followee, e.follower), ...e, createdAt: now }));
-      inserted += await insertManyIgnoringDuplicates(collection, docs);
+      const n = await insertManyIgnoringDuplicates(collection, docs);
+      inserted += n;
     }
     return inserted;
   }
 
-  /** Sets users' last-active time (what the default priority rule reads). */
+  /**
+   * Sets users' last-active time (what the default priority rule reads). New users are inserted
+   * in batches; existing ones are updated by `_id`. (Not an upsert: FerretDB runs upserts a
+   * document at a time with a collection scan each.)
+   */
   async setLastActive(users: ReadonlyArray<{ userId: string; lastActiveAt: Date }>, batchSize = 1000): Promise<void> {
     const collection = this.db.collection<UserDoc>(Collections.USERS);
+    users.forEach((u, i) => checkId(`users[${i}].userId`, u.userId));
     for (let i = 0; i < users.length; i += batchSize) {
-      const ops: AnyBulkWriteOperation<UserDoc>[] = users.slice(i, i + batchSize).map((u) => ({
-        replaceOne: { filter: { _id: u.userId }, replacement: { lastActiveAt: u.lastActiveAt }, upsert: true },
+      const batch = users.slice(i, i + batchSize);
+      const inserted = await insertManyIgnoringDuplicates(collection, batch.map((u) => ({ _id: u.userId, lastActiveAt: u.lastActiveAt })));
+      if (inserted === batch.length) continue;
+      const ops: AnyBulkWriteOperation<UserDoc>[] = batch.map((u) => ({
+        updateOne: { filter: { _id: u.userId }, update: { $set: { lastActiveAt: u.lastActiveAt } } },
       }));
       await collection.bulkWrite(ops, { ordered: false });
     }

@@ -3,7 +3,6 @@
  * (FerretDB unless MONGODB_URI is set), through the app-facing FeedClient.
  */
 import { activityInfo } from '@temporalio/activity';
-import type { Worker } from '@temporalio/worker';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { Db } from 'mongodb';
@@ -15,8 +14,9 @@ import { ValidationError } from '../../src/errors';
 import { FanoutOperation, FeedType } from '../../src/model/constants';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
-import { createWorkers, WORKFLOWS_PATH } from '../../src/worker/workers';
-import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
+import { WORKFLOWS_PATH } from '../../src/worker/workers';
+import { devServer, freshDb, uniqueName } from '../utils/env';
+import { fanoutWorkers, timelineOwners as timelineOwnersOf } from '../utils/fanout';
 import { seedFollowers } from '../utils/graph';
 import { testQueues, withWorkers } from '../utils/workers';
 
@@ -53,21 +53,9 @@ function feedClient(queues: ReturnType<typeof testQueues>): FeedClient {
   });
 }
 
-async function workersFor(queues: ReturnType<typeof testQueues>, wrap?: (a: FanoutActivities) => Partial<FanoutActivities>): Promise<Worker[]> {
-  return createWorkers({
-    connection: temporal.nativeConnection,
-    db,
-    workflowTaskQueue: queues.workflow,
-    queues: [{ taskQueue: queues.workflow }, { taskQueue: queues.high }, { taskQueue: queues.low }],
-    workflowBundle: await workflowBundle(),
-    wrapActivities: wrap ? (a) => ({ ...a, ...wrap(a) }) : undefined,
-  });
-}
-
-async function timelineOwners(activityId: string): Promise<string[]> {
-  const docs = await db.collection(Collections.feed(FeedType.TIMELINE)).find({ activityId }).project({ owner: 1 }).toArray();
-  return docs.map((d) => d.owner as string).sort();
-}
+const workersFor = (queues: ReturnType<typeof testQueues>, wrap?: (a: FanoutActivities) => Partial<FanoutActivities>) =>
+  fanoutWorkers(temporal.nativeConnection, db, queues, wrap);
+const timelineOwners = (activityId: string) => timelineOwnersOf(db, activityId);
 
 describe('fanout on the dev server', () => {
   it('writes one entry into each of 10,000 timelines, HIGH chunks on high-fanout and LOW on low-fanout', async () => {

@@ -6,17 +6,15 @@ import { activityInfo } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import type { Db } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FanoutActivities, WriteFeedChunkInput } from '../../activities';
 import { FeedClient } from '../../src/client';
 import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType } from '../../src/model/constants';
 import type { FanoutProgress, FanoutWorkflowInput } from '../../src/model/fanout';
-import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
-import { createWorkers } from '../../src/worker/workers';
-import { freshDb, timeSkippingEnv, uniqueName, workflowBundle } from '../utils/env';
+import { freshDb, timeSkippingEnv, uniqueName } from '../utils/env';
+import { fanoutWorkers, timelineOwners as timelineOwnersOf } from '../utils/fanout';
 import { seedFollowers } from '../utils/graph';
 import { testQueues, withWorkers } from '../utils/workers';
 
@@ -35,18 +33,10 @@ afterAll(async () => {
   await mongo?.drop();
 });
 
-/** Workers on fresh queues; `wrap` may replace activities to inject faults. */
+/** Workers on fresh queues named after `prefix`. */
 async function workersFor(prefix: string, wrap?: (a: FanoutActivities) => Partial<FanoutActivities>) {
   const queues = testQueues(prefix);
-  const workers: Worker[] = await createWorkers({
-    connection: env.nativeConnection,
-    db,
-    workflowTaskQueue: queues.workflow,
-    queues: [{ taskQueue: queues.workflow }, { taskQueue: queues.high }, { taskQueue: queues.low }],
-    workflowBundle: await workflowBundle(),
-    wrapActivities: wrap ? (a) => ({ ...a, ...wrap(a) }) : undefined,
-  });
-  return { queues, workers };
+  return { queues, workers: await fanoutWorkers(env.nativeConnection, db, queues, wrap) };
 }
 
 function fanoutInput(actorId: string, activityId: string, queues: ReturnType<typeof testQueues>, extra: Partial<FanoutWorkflowInput> = {}): FanoutWorkflowInput {
@@ -61,10 +51,7 @@ function fanoutInput(actorId: string, activityId: string, queues: ReturnType<typ
   };
 }
 
-async function timelineOwners(activityId: string): Promise<string[]> {
-  const docs = await db.collection(Collections.feed(FeedType.TIMELINE)).find({ activityId }).project({ owner: 1 }).toArray();
-  return docs.map((d) => d.owner as string).sort();
-}
+const timelineOwners = (activityId: string) => timelineOwnersOf(db, activityId);
 
 describe('fanoutWorkflow (time-skipping)', () => {
   it('retries chunk writes that fail and still writes every follower exactly once', async () => {

@@ -1,0 +1,33 @@
+import { MongoClient } from 'mongodb';
+import { MongoFollowerSource } from './src/followers/mongo-follower-source';
+import { FeedStore } from './src/storage/feed-store';
+(async () => {
+  const c = await MongoClient.connect('mongodb://127.0.0.1:17017/');
+  const db = c.db('prof' + Date.now());
+  await new FeedStore(db).ensureIndexes();
+  const N = 10000;
+  const follows = Array.from({ length: N }, (_, i) => ({ _id: `a/f${String(i).padStart(6, '0')}`, followee: 'a', follower: `f${String(i).padStart(6, '0')}`, createdAt: new Date() }));
+  for (let i = 0; i < N; i += 1000) await db.collection<any>('follows').insertMany(follows.slice(i, i + 1000));
+  const users = follows.map((f, i) => ({ _id: f.follower, lastActiveAt: new Date(Date.now() - (i % 4 === 0 ? 0 : 30 * 86400000)) }));
+  for (let i = 0; i < N; i += 1000) await db.collection<any>('users').insertMany(users.slice(i, i + 1000));
+  const src = new MongoFollowerSource(db);
+  let cursor: string | null = null;
+  do {
+    const t0 = Date.now();
+    const p = await src.getFollowerPage({ userId: 'a', cursor, limit: 1000 });
+    console.log('page', p.high.length, p.low.length, Date.now() - t0, 'ms');
+    cursor = p.nextCursor;
+  } while (cursor);
+  let t0 = Date.now();
+  await db.collection('follows').find({ followee: 'a', follower: { $gt: 'f005000' } }).sort({ follower: 1 }).limit(1001).toArray();
+  console.log('follows only', Date.now() - t0);
+  t0 = Date.now();
+  await db.collection<any>('users').find({ _id: { $in: users.slice(0, 1000).map((u) => u._id) } }).toArray();
+  console.log('users $in only', Date.now() - t0);
+  t0 = Date.now();
+  const store = new FeedStore(db);
+  for (let i = 0; i < 10; i++) await store.addToFeeds('timeline', users.slice(i * 100, i * 100 + 100).map((u) => u._id), 'act1', new Date());
+  console.log('10 chunk writes', Date.now() - t0);
+  await db.dropDatabase();
+  await c.close();
+})();
