@@ -30,7 +30,10 @@ async function main(): Promise<void> {
     const graph = new FollowStore(db);
     const ids = Array.from({ length: followers }, (_, i) => `demo-user-${String(i + 1).padStart(6, '0')}`);
     const added = await graph.followMany(ids.map((follower) => ({ follower, followee: 'alice' })));
-    await graph.setLastActive(ids.map((userId, i) => ({ userId, lastActiveAt: new Date(Date.now() - (i % 4 === 0 ? 1 : 60) * DAY) })));
+    // A rerun finds the graph in place (the data directory persists): keep its users as they are.
+    if (added > 0) {
+      await graph.setLastActive(ids.map((userId, i) => ({ userId, lastActiveAt: new Date(Date.now() - (i % 4 === 0 ? 1 : 60) * DAY) })));
+    }
     console.log(`demo: alice has ${await graph.countFollowers('alice')} followers (${added} new edges), 1 in 4 active this week`);
 
     const feeds = new FeedClient({ temporal: new Client({ connection, namespace: settings.namespace }), db });
@@ -43,13 +46,16 @@ async function main(): Promise<void> {
       extra: { caption: 'Sunset over the harbour' },
     });
     console.log(`demo: alice pinned a photo: activity ${activityId}, fanout workflow ${workflowId}`);
+    // One progress query at a time, awaited before the connection closes.
+    let polling: Promise<void> = Promise.resolve();
     const timer = setInterval(() => {
-      feeds
+      polling = polling.then(() => feeds
         .getProgress(activityId)
         .then((p) => console.log(`demo: progress: ${p.followersSeen} followers seen, HIGH ${p.high.chunksDone} chunks done / ${p.high.chunksInFlight} in flight, LOW ${p.low.chunksDone} done / ${p.low.chunksInFlight} in flight`))
-        .catch(() => undefined);
+        .catch(() => undefined));
     }, 1000);
     const summary = await feeds.waitForFanout(activityId).finally(() => clearInterval(timer));
+    await polling;
     const seconds = (Date.now() - started) / 1000;
     console.log(
       `demo: fanout done in ${seconds.toFixed(1)} s: ${summary.followersSeen} followers, ` +

@@ -2,7 +2,7 @@
  * Writing the follow graph and users' activity times. Idempotent: following twice is one edge.
  * @module
  */
-import type { AnyBulkWriteOperation, Db } from 'mongodb';
+import type { Db } from 'mongodb';
 import { ValidationError } from '../errors';
 import { checkId } from '../model/validation';
 import { Collections, type FollowDoc, followId, type UserDoc } from './collections';
@@ -41,8 +41,8 @@ export class FollowStore {
 
   /**
    * Sets users' last-active time (what the default priority rule reads). New users are inserted
-   * in batches; existing ones are updated by `_id`. (Not an upsert: FerretDB runs upserts a
-   * document at a time with a collection scan each.)
+   * in batches; existing ones are updated by `_id`, a few at a time. (Not upserts, and not one
+   * bulk of updates: FerretDB 1.24 runs both a document at a time with a scan each and stalls.)
    */
   async setLastActive(users: ReadonlyArray<{ userId: string; lastActiveAt: Date }>, batchSize = 1000): Promise<void> {
     const collection = this.db.collection<UserDoc>(Collections.USERS);
@@ -51,10 +51,15 @@ export class FollowStore {
       const batch = users.slice(i, i + batchSize);
       const inserted = await insertManyIgnoringDuplicates(collection, batch.map((u) => ({ _id: u.userId, lastActiveAt: u.lastActiveAt })));
       if (inserted === batch.length) continue;
-      const ops: AnyBulkWriteOperation<UserDoc>[] = batch.map((u) => ({
-        updateOne: { filter: { _id: u.userId }, update: { $set: { lastActiveAt: u.lastActiveAt } } },
-      }));
-      await collection.bulkWrite(ops, { ordered: false });
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (next < batch.length) {
+            const u = batch[next++]!;
+            await collection.updateOne({ _id: u.userId }, { $set: { lastActiveAt: u.lastActiveAt } });
+          }
+        }),
+      );
     }
   }
 

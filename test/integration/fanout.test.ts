@@ -41,6 +41,8 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  // Worker processes a failed or timed-out test left behind must not outlive it.
+  await Promise.all([...children].map((child) => stopProcess(child, 'SIGKILL')));
   await mongo?.drop();
 });
 
@@ -217,6 +219,8 @@ describe('fanout on the dev server', () => {
   });
 });
 
+const children = new Set<ChildProcess>();
+
 /** Starts the worker command (`src/worker/main.ts`) as its own process on the test's queues. */
 function startWorkerProcess(database: string, queues: ReturnType<typeof testQueues>): ChildProcess {
   const root = path.resolve(path.dirname(WORKFLOWS_PATH), '..');
@@ -229,10 +233,12 @@ function startWorkerProcess(database: string, queues: ReturnType<typeof testQueu
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  children.add(child);
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
   child.on('exit', (code, signal) => {
+    children.delete(child);
     if (code !== 0 && signal === null) console.error(`worker process exited with ${code}:\n${output}`);
   });
   return child;

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FollowerPage } from '../../src/followers/follower-source';
 import { MongoFollowerSource, type PagingStrategy } from '../../src/followers/mongo-follower-source';
 import { FeedStore } from '../../src/storage/feed-store';
+import { FollowStore } from '../../src/storage/follow-store';
 import { freshDb } from '../utils/env';
 import { seedFollowers, type SeededFollowers } from '../utils/graph';
 
@@ -51,6 +52,26 @@ describe('MongoFollowerSource', () => {
     const all = await walk('query');
     const page = await fresh.getFollowerPage({ userId: 'star', cursor: all[3]!.nextCursor, limit: 300, walkId: 'walk-3' });
     expect(page).toEqual(all[4]);
+  });
+
+  it('moves a follower between priorities when their last-active time changes', async () => {
+    const [demoted] = seeded.high;
+    const [promoted] = seeded.low;
+    const graph = new FollowStore(mongo.db);
+    await graph.setLastActive([
+      { userId: demoted!, lastActiveAt: new Date(Date.now() - 30 * 86_400_000) },
+      { userId: promoted!, lastActiveAt: new Date() },
+    ]);
+    try {
+      const pages = await walk('query');
+      expect(pages.flatMap((p) => p.high)).toContain(promoted);
+      expect(pages.flatMap((p) => p.low)).toContain(demoted);
+    } finally {
+      await graph.setLastActive([
+        { userId: demoted!, lastActiveAt: new Date() },
+        { userId: promoted!, lastActiveAt: new Date(Date.now() - 90 * 86_400_000) },
+      ]);
+    }
   });
 
   it('picks snapshot paging on FerretDB and query paging on MongoDB when set to auto', async () => {
