@@ -72,6 +72,7 @@ start_servers() {
     say "starting Temporal dev server on 127.0.0.1:$TEMPORAL_PORT, Web UI on http://localhost:$TEMPORAL_UI_PORT (history in $DATA_DIR/temporal.db)"
     start temporal "$TEMPORAL_CLI_PATH" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
       --db-filename "$DATA_DIR/temporal.db" --namespace default --log-level warn \
+      --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
       --search-attribute FanoutActor=Keyword --search-attribute FanoutOperation=Keyword
     wait_for_port temporal "$TEMPORAL_PORT" 60
     wait_for_port temporal "$TEMPORAL_UI_PORT" 30

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     const tools = ensureTools();
     let temporalAddress = process.env.TEMPORAL_ADDRESS;
     if (!temporalAddress) {
-      servers.push(await startTemporalDevServer({ logFile: path.join(dir, 'temporal.log'), cli: tools.temporalCli, dbFile: path.join(dir, 'temporal.db') }));
+      servers.push(await startTemporalDevServer({ logFile: path.join(dir, 'temporal.log'), cli: tools.temporalCli, dbFile: path.join(dir, 'temporal.db'), sqlitePragmas: ['journal_mode=wal', 'synchronous=normal'] }));
       temporalAddress = servers[servers.length - 1]!.address;
     }
     let mongodbUri = process.env.MONGODB_URI;

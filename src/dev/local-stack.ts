@@ -119,6 +119,8 @@ export interface TemporalDevServerOptions {
   uiPort?: number | null;
   /** SQLite file keeping history across restarts. @default in-memory */
   dbFile?: string;
+  /** SQLite pragmas for `dbFile`, e.g. `journal_mode=wal`. @default none */
+  sqlitePragmas?: string[];
   /** Where the server's output goes. */
   logFile: string;
   /** Path of the `temporal` binary. @default from {@link ensureTools} */
@@ -132,6 +134,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn', '--namespace', 'default'];
   for (const attr of Object.values(SearchAttribute)) args.push('--search-attribute', `${attr}=Keyword`);
   if (options.dbFile) args.push('--db-filename', options.dbFile);
+  for (const pragma of options.sqlitePragmas ?? []) args.push('--sqlite-pragma', pragma);
   if (options.uiPort == null) args.push('--headless');
   else args.push('--ui-port', String(options.uiPort));
   // Metrics would take a fixed port and clash between parallel servers.

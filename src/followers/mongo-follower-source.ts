@@ -39,6 +39,8 @@ export interface MongoFollowerSourceOptions {
 }
 
 interface Snapshot {
+  /** Cache key: walk id and user id. */
+  key: string;
   ids: string[];
   /** Ids of users active since the walk began (all users, not only followers). */
   active: Set<string>;
@@ -121,7 +123,7 @@ export class MongoFollowerSource implements FollowerSource {
   }
 
   /** The walk's snapshot, read on its first page (or by a worker that has not seen the walk). */
-  private async snapshot(key: string, userId: string, cursor: string | null): Promise<Snapshot & { key: string }> {
+  private async snapshot(key: string, userId: string, cursor: string | null): Promise<Snapshot> {
     this.evictExpired();
     let snap = this.snapshots.get(key);
     if (!snap || cursor === null) {
@@ -130,16 +132,16 @@ export class MongoFollowerSource implements FollowerSource {
         this.follows.find({ followee: userId }, { projection: { _id: 0, follower: 1 } }).sort({ follower: 1 }).toArray(),
         this.users.find({ lastActiveAt: { $gte: this.activeSince() } }, { projection: { _id: 1 } }).toArray(),
       ]);
-      snap = { ids: edges.map((e) => e.follower), active: new Set(active.map((u) => u._id)), lastUsed: Date.now() };
+      snap = { key, ids: edges.map((e) => e.follower), active: new Set(active.map((u) => u._id)), lastUsed: Date.now() };
       this.snapshots.set(key, snap);
       this.cachedIds += snap.ids.length + snap.active.size;
       this.evictOverflow(key);
     }
     snap.lastUsed = Date.now();
-    return Object.assign(snap, { key });
+    return snap;
   }
 
-  private pageFromSnapshot(snap: Snapshot & { key: string }, cursor: string | null, limit: number) {
+  private pageFromSnapshot(snap: Snapshot, cursor: string | null, limit: number) {
     const start = cursor === null ? 0 : upperBound(snap.ids, cursor);
     const ids = snap.ids.slice(start, start + limit);
     const more = start + limit < snap.ids.length;
