@@ -15,6 +15,7 @@
 #   TEMPORAL_TEST_SERVER_PATH  path to an executable taking `<port> [flags]` (the test server)
 #   TEMPORAL_ADDRESS           an existing Temporal cluster: the CLI is then not needed to run tests
 #   MONGODB_URI                an existing MongoDB: FerretDB is then not needed
+#   FANOUT_NEED_CLI=1          build the CLI even when TEMPORAL_ADDRESS is set (for `temporal workflow list`)
 #
 # Usage: scripts/install-tools.sh [--quiet] [--print-env]
 #   --quiet      print only what is being built (a build takes minutes) and errors
@@ -31,7 +32,7 @@ for arg in "$@"; do
   case "$arg" in
     --quiet) QUIET=1 ;;
     --print-env) PRINT_ENV=1; QUIET=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "install-tools: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done

@@ -30,7 +30,6 @@ export function ensureTools(): ToolPaths {
     out = execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'install-tools.sh'), '--print-env'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, FANOUT_NEED_CLI: '1' },
     });
   } catch (err) {
     throw new LocalStackError(`scripts/install-tools.sh failed; run it by hand to see why (${(err as Error).message})`, { cause: err });
