@@ -8,17 +8,12 @@
  * @module
  */
 import type { Db, IndexDescription } from 'mongodb';
+import type { NormalizedActivity } from '../model/validation';
 
-/** An activity, stored once; feeds only reference it. */
-export interface ActivityDoc {
+/** An activity, stored once; feeds only reference it. Its fields are the validated activity's. */
+export interface ActivityDoc extends Omit<NormalizedActivity, 'id'> {
   /** The activity id. */
   _id: string;
-  actor: string;
-  verb: string;
-  object: string;
-  target?: string;
-  time: Date;
-  extra?: Record<string, unknown>;
   /** When the activity was first stored. */
   createdAt: Date;
 }
