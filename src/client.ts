@@ -104,7 +104,7 @@ export class FeedClient {
       throw new ValidationError('options.publishAt', 'must be a valid Date');
     }
     const scheduled = publishAt !== undefined && publishAt.getTime() > Date.now();
-    this.store.feed(fanout.feedType, 'options.feedType');
+    this.store.feed(fanout.feedType, 'options.feedType'); // throws for an unconfigured feed type
     const activityId = a.id ?? deriveActivityId(a);
     const { id: _id, ...fields } = a;
     await this.store.storeActivity({ _id: activityId, ...fields });
@@ -131,6 +131,7 @@ export class FeedClient {
   async removeActivity(activityId: string, options: Pick<FanoutOptions, 'feedType'> = {}): Promise<FanoutStarted> {
     checkId('activityId', activityId);
     const feedType = resolveFanoutOptions({ ...this.fanoutDefaults, ...options }, 'options.').feedType;
+    this.store.feed(feedType, 'options.feedType');
     const removeId = fanoutWorkflowId(FanoutOperation.REMOVE, activityId);
     const stored = await this.store.getActivity(activityId);
     if (!stored) {

@@ -105,12 +105,11 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     high: proxyActivities<FanoutActivities>({ ...chunkOptions, taskQueue: input.highTaskQueue }),
     low: proxyActivities<FanoutActivities>({ ...chunkOptions, taskQueue: input.lowTaskQueue }),
   };
-  let inFlight = 0;
+  const inFlight = () => progress.high.chunksInFlight + progress.low.chunksInFlight;
   const startChunk = (priority: 'high' | 'low', followerIds: string[]): void => {
     const counters = progress[priority];
     const writes = writesByPriority[priority];
     counters.chunksInFlight++;
-    inFlight++;
     writes
       .writeFeedChunk({
         operation: input.operation,
@@ -135,7 +134,6 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
       )
       .finally(() => {
         counters.chunksInFlight--;
-        inFlight--;
       });
   };
 
@@ -173,21 +171,21 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     // HIGH chunks go first so active users see the activity first.
     for (const [priority, ids] of [['high', page.high], ['low', page.low]] as const) {
       for (let i = 0; i < ids.length; i += input.chunkSize) {
-        await condition(() => inFlight < input.maxInFlight);
+        await condition(() => inFlight() < input.maxInFlight);
         startChunk(priority, ids.slice(i, i + input.chunkSize));
       }
     }
     if (cursor === null) break;
     if (handOver) {
       // Pending activities cannot be carried over: let them finish, then hand over the cursor.
-      await condition(() => inFlight === 0);
+      await condition(() => inFlight() === 0);
       progress.continuedAsNew++;
       const { continued: _previous, ...original } = rawInput;
       return continueAsNew<typeof fanoutWorkflow>({ ...original, continued: { cursor, progress } });
     }
   }
 
-  await condition(() => inFlight === 0);
+  await condition(() => inFlight() === 0);
   progress.done = true;
   log.info('fanout finished', {
     activityId: input.activityId,
