@@ -87,7 +87,7 @@ start_servers() {
     port_in_use "$MONGO_PORT" && die "port $MONGO_PORT is already in use (FerretDB needs it). Stop what holds it (./temporal-dev.sh down, or: ss -ltnp | grep :$MONGO_PORT), or set MONGO_PORT, or MONGODB_URI to use a running MongoDB."
     say "starting FerretDB (MongoDB wire protocol) on 127.0.0.1:$MONGO_PORT (data in $DATA_DIR/ferretdb)"
     mkdir -p "$DATA_DIR/ferretdb"
-    start ferretdb "$FERRETDB_PATH" --handler=sqlite --sqlite-url="file:$DATA_DIR/ferretdb/" --state-dir="$DATA_DIR/ferretdb" \
+    start ferretdb "$FERRETDB_PATH" --handler=sqlite --sqlite-url="file:$DATA_DIR/ferretdb/?_pragma=synchronous(normal)" --state-dir="$DATA_DIR/ferretdb" \
       --listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr=- --telemetry=disable --log-level=warn
     wait_for_port ferretdb "$MONGO_PORT" 30
     export MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/"

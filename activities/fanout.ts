@@ -4,12 +4,13 @@
  * the real database and tests can pass their own follower source.
  * @module
  */
-import { activityInfo, ApplicationFailure, log } from '@temporalio/activity';
-import { ValidationError, VALIDATION_FAILURE_TYPE } from '../src/errors';
+import { activityInfo, log } from '@temporalio/activity';
+import { ValidationError } from '../src/errors';
 import type { FollowerPage, FollowerSource } from '../src/followers/follower-source';
 import { FanoutOperation, Limits } from '../src/model/constants';
-import { checkFeedType, checkId, checkIdList, checkInt, checkObject } from '../src/model/validation';
+import { checkFeedTypes, checkId, checkIdList, checkInt, checkObject } from '../src/model/validation';
 import type { FeedStore, FeedWriteResult } from '../src/storage/feed-store';
+import { failFastOnBadInput } from './failures';
 
 /** What the fanout activities need. */
 export interface FanoutActivityDeps {
@@ -29,26 +30,14 @@ export interface GetFollowerPageInput {
 /** Input of `writeFeedChunk`: one chunk of follower ids for one activity. */
 export interface WriteFeedChunkInput {
   operation: FanoutOperation;
-  feedType: string;
+  /** Feed types to write. @default the store's feed types with `fanout: true` */
+  feedTypes?: string[];
   activityId: string;
+  /** The activity's actor (kept in flat feed entries; needed to regroup aggregated feeds on removal). */
+  actorId: string;
   /** Epoch milliseconds; required for `add`. */
   activityTime?: number;
   followerIds: string[];
-}
-
-/**
- * Turns a {@link ValidationError} into a non-retryable failure: retrying bad input cannot help.
- * Everything else (driver errors, timeouts) stays retryable, so Temporal retries it with backoff.
- */
-async function failFastOnBadInput<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ValidationError) {
-      throw ApplicationFailure.create({ message: err.message, type: VALIDATION_FAILURE_TYPE, nonRetryable: true, details: [err.field] });
-    }
-    throw err;
-  }
 }
 
 /** Creates the fanout activities bound to their dependencies. */
@@ -74,18 +63,31 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
     async writeFeedChunk(input: WriteFeedChunkInput): Promise<FeedWriteResult> {
       return failFastOnBadInput(async () => {
         checkObject('input', input);
-        const feedType = checkFeedType('input.feedType', input.feedType);
+        const feedTypes = input.feedTypes === undefined ? store.fanoutFeedTypes : checkFeedTypes('input.feedTypes', input.feedTypes);
+        feedTypes.forEach((t, i) => store.config(t, `input.feedTypes[${i}]`));
         const activityId = checkId('input.activityId', input.activityId);
+        const actor = checkId('input.actorId', input.actorId);
         const ids = checkIdList('input.followerIds', input.followerIds, Limits.MAX_CHUNK_SIZE);
+        const total: FeedWriteResult = { changed: 0, unchanged: 0, trimmed: 0 };
+        const add = (res: FeedWriteResult) => {
+          total.changed += res.changed;
+          total.unchanged += res.unchanged;
+          total.trimmed += res.trimmed;
+        };
         if (input.operation === FanoutOperation.ADD) {
           if (typeof input.activityTime !== 'number' || !Number.isFinite(input.activityTime)) {
             throw new ValidationError('input.activityTime', 'must be epoch milliseconds for operation "add"');
           }
-          const res = await store.addToFeeds(feedType, ids, activityId, new Date(input.activityTime));
-          if (res.unchanged > 0) log.info('feed entries already present (earlier attempt)', { activityId, feedType, unchanged: res.unchanged });
-          return res;
+          const time = new Date(input.activityTime);
+          // One batched write per feed type; each is idempotent, so a retry redoes none twice.
+          for (const feedType of feedTypes) add(await store.addToFeeds(feedType, ids, { id: activityId, actor, time }));
+          if (total.unchanged > 0) log.info('feed entries already present (earlier attempt)', { activityId, feedTypes, unchanged: total.unchanged });
+          return total;
         }
-        if (input.operation === FanoutOperation.REMOVE) return store.removeFromFeeds(feedType, ids, activityId);
+        if (input.operation === FanoutOperation.REMOVE) {
+          for (const feedType of feedTypes) add(await store.removeFromFeeds(feedType, ids, { id: activityId, actor }));
+          return total;
+        }
         throw new ValidationError('input.operation', `must be "add" or "remove", got ${JSON.stringify(input.operation)}`);
       });
     },

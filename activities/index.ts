@@ -3,3 +3,4 @@
  * @module
  */
 export * from './fanout';
+export * from './follow';

@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     }
     const mongo = await MongoClient.connect(mongodbUri);
     const db = mongo.db(`bench_${Date.now()}`);
-    const feeds = { timeline: { trimChance: 0 }, user: { trimChance: 0 }, raw: { trimChance: 0 } };
+    const feeds = { timeline: { trimChance: 0, fanout: true }, user: { trimChance: 0 }, raw: { trimChance: 0 } };
     const store = new FeedStore(db, { feeds });
     await store.ensureIndexes();
 
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
           const chunk = chunks[next++]!;
           const n = await insertManyIgnoringDuplicates(
             store.feed('raw'),
-            chunk.map((owner) => ({ _id: `${owner}/raw-1`, owner, activityId: 'raw-1', time })),
+            chunk.map((owner) => ({ _id: `${owner}/raw-1`, owner, activityId: 'raw-1', actor: 'bench-actor', time })),
           );
           rawWritten += n; // not `+= await`: that reads the total before the await and loses updates
 

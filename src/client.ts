@@ -1,8 +1,9 @@
 /**
- * The app-facing API: add and remove activities, read feeds, follow fanouts.
+ * The app-facing API: add and remove activities, follow and unfollow, read flat, aggregated and
+ * notification feeds, follow fanouts.
  * @module
  */
-import { createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
   type Client,
   WorkflowExecutionAlreadyStartedError,
@@ -13,10 +14,27 @@ import {
 import { defineSearchAttributeKey, SearchAttributeType, TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Db } from 'mongodb';
 import { ValidationError } from './errors';
+import { deriveActivityId } from './model/activity-id';
 import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType, fanoutWorkflowId, SearchAttribute, TaskQueue } from './model/constants';
 import { type FanoutOptions, type FanoutProgress, type FanoutWorkflowInput, progressQuery, resolveFanoutOptions } from './model/fanout';
-import { type ActivityInput, checkId, validateActivity } from './model/validation';
-import { type FeedPage, FeedStore, type FeedStoreOptions, type ReadFeedOptions } from './storage/feed-store';
+import type { FeedsConfig } from './model/feeds';
+import {
+  FOLLOW_WORKFLOW_TYPE,
+  type FollowOptions,
+  type FollowRequest,
+  followRequestSignal,
+  type FollowState,
+  followStateQuery,
+  type FollowWorkflowInput,
+  followWorkflowId,
+  resolveFollowOptions,
+} from './model/follow';
+import { type ActivityInput, checkId, checkIdList, validateActivity } from './model/validation';
+import type { NotificationCounts } from './storage/aggregated-feed';
+import { type AggregatedFeedPage, type FeedPage, FeedStore, type ReadFeedOptions } from './storage/feed-store';
+import { checkFollowPair, type FollowCounts, type FollowEdge, FollowStore } from './storage/follow-store';
+
+export { deriveActivityId } from './model/activity-id';
 
 /** Options of {@link FeedClient}. */
 export interface FeedClientOptions {
@@ -24,8 +42,8 @@ export interface FeedClientOptions {
   temporal: Client;
   /** The database of activities, feeds and follow graph. */
   db: Db;
-  /** Feed configuration; must match the workers'. @default user and timeline feeds */
-  feeds?: FeedStoreOptions['feeds'];
+  /** Feed types (see {@link FeedsConfig}); must be the workers' configuration. @default DEFAULT_FEEDS */
+  feeds?: FeedsConfig;
   /** Task queue of the workflows. @default 'fanout' */
   taskQueue?: string;
   /** Default tuning of every fanout started by this client. @default see {@link FanoutOptions} */
@@ -53,17 +71,30 @@ export interface FanoutStarted {
   started: boolean;
 }
 
+/** What {@link FeedClient.follow} and {@link FeedClient.unfollow} return. */
+export interface FollowRequested {
+  /** Workflow id of the pair's follow workflow (`follow/<follower>/<followee>`). */
+  workflowId: string;
+  /** Id of this request; the pair's state names the last one applied. */
+  requestId: string;
+}
+
+/** Options of {@link FeedClient.readNotifications} and the mark calls. */
+export interface NotificationOptions extends ReadFeedOptions {
+  /** The notification feed type. @default 'notification' */
+  feedType?: string;
+}
+
+/** A page of a notification feed with the owner's counts. */
+export interface NotificationPage extends AggregatedFeedPage {
+  counts: NotificationCounts;
+}
+
+/** Most recipients {@link FeedClient.notify} writes to directly (more: fan out instead). */
+const MAX_DIRECT_RECIPIENTS = 1000;
+
 const actorKey = defineSearchAttributeKey(SearchAttribute.ACTOR, SearchAttributeType.KEYWORD);
 const operationKey = defineSearchAttributeKey(SearchAttribute.OPERATION, SearchAttributeType.KEYWORD);
-
-/**
- * Derives a stable activity id from an activity's fields: the same activity submitted twice gets
- * the same id, so its fanout runs once.
- */
-export function deriveActivityId(a: { actor: string; verb: string; object: string; target?: string; time: Date }): string {
-  const key = JSON.stringify([a.actor, a.verb, a.object, a.target ?? null, a.time.toISOString()]);
-  return createHash('sha256').update(key).digest('hex').slice(0, 32);
-}
 
 /**
  * Feeds for app code.
@@ -75,6 +106,7 @@ export function deriveActivityId(a: { actor: string; verb: string; object: strin
  */
 export class FeedClient {
   readonly store: FeedStore;
+  readonly follows: FollowStore;
   private readonly temporal: Client;
   private readonly taskQueue: string;
   private readonly fanoutDefaults: FanoutOptions;
@@ -85,6 +117,7 @@ export class FeedClient {
     if (!options.db) throw new ValidationError('options.db', 'is required (a mongodb Db)');
     this.temporal = options.temporal;
     this.store = new FeedStore(options.db, { feeds: options.feeds });
+    this.follows = new FollowStore(options.db);
     this.taskQueue = options.taskQueue ?? TaskQueue.WORKFLOWS;
     this.fanoutDefaults = resolveFanoutOptions(options.fanout ?? {}, 'options.fanout.');
     this.searchAttributes = options.searchAttributes ?? true;
@@ -104,12 +137,12 @@ export class FeedClient {
       throw new ValidationError('options.publishAt', 'must be a valid Date');
     }
     const scheduled = publishAt !== undefined && publishAt.getTime() > Date.now();
-    this.store.feed(fanout.feedType, 'options.feedType'); // throws for an unconfigured feed type
+    this.checkFeedTypes(fanout.feedTypes);
     const activityId = a.id ?? deriveActivityId(a);
     const { id: _id, ...fields } = a;
     await this.store.storeActivity({ _id: activityId, ...fields });
     // A scheduled post reaches the actor's own feed when the workflow publishes it.
-    if (!scheduled) await this.store.addToFeeds(FeedType.USER, [a.actor], activityId, a.time);
+    if (!scheduled) await this.store.addToFeeds(FeedType.USER, [a.actor], { id: activityId, actor: a.actor, time: a.time });
     return this.startFanout(
       {
         operation: FanoutOperation.ADD,
@@ -128,10 +161,10 @@ export class FeedClient {
    * first), then starts a fanout that deletes it from every follower's feed. A fanout still
    * adding it is cancelled first, and its chunks in flight finish, so no entry comes back.
    */
-  async removeActivity(activityId: string, options: Pick<FanoutOptions, 'feedType'> = {}): Promise<FanoutStarted> {
+  async removeActivity(activityId: string, options: Pick<FanoutOptions, 'feedTypes'> = {}): Promise<FanoutStarted> {
     checkId('activityId', activityId);
-    const feedType = resolveFanoutOptions({ ...this.fanoutDefaults, ...options }, 'options.').feedType;
-    this.store.feed(feedType, 'options.feedType');
+    const { feedTypes } = resolveFanoutOptions({ ...this.fanoutDefaults, ...options }, 'options.');
+    this.checkFeedTypes(feedTypes);
     const removeId = fanoutWorkflowId(FanoutOperation.REMOVE, activityId);
     const stored = await this.store.getActivity(activityId);
     if (!stored) {
@@ -145,9 +178,9 @@ export class FeedClient {
       }
     }
     await this.cancelAndWait(fanoutWorkflowId(FanoutOperation.ADD, activityId));
-    await this.store.removeFromFeeds(FeedType.USER, [stored.actor], activityId);
+    await this.store.removeFromFeeds(FeedType.USER, [stored.actor], { id: activityId, actor: stored.actor });
     const started = await this.startFanout(
-      { operation: FanoutOperation.REMOVE, activityId, actorId: stored.actor, ...this.fanoutDefaults, feedType },
+      { operation: FanoutOperation.REMOVE, activityId, actorId: stored.actor, ...this.fanoutDefaults, ...(feedTypes ? { feedTypes } : {}) },
       `remove ${stored.actor} ${stored.verb} ${stored.object}`,
     );
     await this.store.deleteActivity(activityId);
@@ -161,6 +194,128 @@ export class FeedClient {
   async readFeed(feedType: string, owner: string, options?: ReadFeedOptions): Promise<FeedPage> {
     const page = await this.store.readFeed(feedType, owner, options);
     return { ...page, items: page.items.filter((i) => i.activity !== null) };
+  }
+
+  /**
+   * Reads a page of an aggregated feed (e.g. `timeline_aggregated`), newest group first, each
+   * group with its counts, its most recent actors and its newest activities.
+   */
+  async readAggregatedFeed(feedType: string, owner: string, options?: ReadFeedOptions): Promise<AggregatedFeedPage> {
+    return this.store.readAggregatedFeed(feedType, owner, options);
+  }
+
+  /** Reads a page of `owner`'s notification feed, with the unseen / unread counts. */
+  async readNotifications(owner: string, options: NotificationOptions = {}): Promise<NotificationPage> {
+    const { feedType = FeedType.NOTIFICATION, ...paging } = options;
+    const page = await this.store.readAggregatedFeed(feedType, owner, paging);
+    return { ...page, counts: await this.store.aggregated(feedType).counts(owner) };
+  }
+
+  /** `owner`'s unseen and unread notification counts (two indexed counts). */
+  async notificationCounts(owner: string, feedType: string = FeedType.NOTIFICATION): Promise<NotificationCounts> {
+    checkId('owner', owner);
+    return this.store.aggregated(feedType).counts(owner);
+  }
+
+  /** Marks `owner`'s notification groups seen: all, or the given group keys. Returns how many changed. */
+  async markSeen(owner: string, options: { groups?: string[]; feedType?: string } = {}): Promise<number> {
+    return this.mark(owner, 'seen', options);
+  }
+
+  /** Marks `owner`'s notification groups read (and seen): all, or the given group keys. Returns how many changed. */
+  async markRead(owner: string, options: { groups?: string[]; feedType?: string } = {}): Promise<number> {
+    return this.mark(owner, 'read', options);
+  }
+
+  private async mark(owner: string, what: 'seen' | 'read', options: { groups?: string[]; feedType?: string }): Promise<number> {
+    checkId('owner', owner);
+    const feed = this.store.aggregated(options.feedType ?? FeedType.NOTIFICATION, 'options.feedType');
+    if (options.groups !== undefined) {
+      if (!Array.isArray(options.groups) || options.groups.some((g) => typeof g !== 'string' || g.length === 0 || g.length > 300)) {
+        throw new ValidationError('options.groups', 'must be a list of group keys (as returned in `group`)');
+      }
+    }
+    return feed.mark(owner, what, options.groups);
+  }
+
+  /**
+   * Tells a few users directly that something happened to them ("Alice liked your photo"): stores
+   * the activity and adds it to each recipient's notification feed, without a workflow. Idempotent
+   * (the same activity again changes nothing). For many recipients, fan out instead.
+   */
+  async notify(recipients: string[], activity: ActivityInput, options: { feedType?: string } = {}): Promise<{ activityId: string }> {
+    const owners = checkIdList('recipients', recipients, MAX_DIRECT_RECIPIENTS);
+    const a = validateActivity(activity, new Date());
+    const feedType = options.feedType ?? FeedType.NOTIFICATION;
+    this.store.aggregated(feedType, 'options.feedType');
+    const activityId = a.id ?? deriveActivityId(a);
+    const { id: _id, ...fields } = a;
+    await this.store.storeActivity({ _id: activityId, ...fields });
+    await this.store.addToFeeds(feedType, owners, { id: activityId, actor: a.actor, time: a.time });
+    return { activityId };
+  }
+
+  /**
+   * `follower` follows `followee`: records the edge and both counts, copies the followee's recent
+   * activities into the follower's feeds and notifies the followee, in the pair's follow workflow.
+   * Returns once the request is durably queued. Following twice is one follow. `options` apply
+   * when this request starts the pair's workflow (not to a run already going).
+   */
+  async follow(follower: string, followee: string, options: FollowOptions = {}): Promise<FollowRequested> {
+    return this.requestFollow(follower, followee, true, options);
+  }
+
+  /** `follower` unfollows `followee`: removes the edge, fixes both counts, removes the followee's activities from the follower's feeds. */
+  async unfollow(follower: string, followee: string): Promise<FollowRequested> {
+    return this.requestFollow(follower, followee, false, {});
+  }
+
+  private async requestFollow(follower: string, followee: string, follow: boolean, options: FollowOptions): Promise<FollowRequested> {
+    checkFollowPair(follower, followee);
+    const resolved = resolveFollowOptions(options, 'options.');
+    this.checkFeedTypes(resolved.feedTypes);
+    const workflowId = followWorkflowId(follower, followee);
+    const request: FollowRequest = { follow, requestId: randomUUID(), at: Date.now() };
+    const input: FollowWorkflowInput = { follower, followee, ...resolved };
+    // Signal-with-start: joins the pair's running workflow, or starts one. Either way requests for
+    // one pair are applied one at a time in arrival order.
+    await this.temporal.workflow.signalWithStart(FOLLOW_WORKFLOW_TYPE, {
+      taskQueue: this.taskQueue,
+      workflowId,
+      args: [input],
+      signal: followRequestSignal,
+      signalArgs: [request],
+      staticSummary: `${follow ? 'follow' : 'unfollow'}: ${follower} → ${followee}`,
+    });
+    return { workflowId, requestId: request.requestId };
+  }
+
+  /** Waits until the pair's follow workflow has applied every request and returns the state. */
+  async waitForFollow(follower: string, followee: string): Promise<FollowState> {
+    checkFollowPair(follower, followee);
+    return this.temporal.workflow.getHandle(followWorkflowId(follower, followee)).result();
+  }
+
+  /** The pair's state as its running follow workflow sees it. */
+  async getFollowState(follower: string, followee: string): Promise<FollowState> {
+    checkFollowPair(follower, followee);
+    return this.temporal.workflow.getHandle(followWorkflowId(follower, followee)).query(followStateQuery);
+  }
+
+  /**
+   * Imports many follow edges at once (a graph import), without a workflow per edge: batched
+   * inserts, then the affected users' counts recomputed from the edges. No backfill and no
+   * notifications. Idempotent: an edge that exists is skipped. Returns how many edges were new.
+   */
+  async followMany(edges: FollowEdge[]): Promise<{ inserted: number }> {
+    const inserted = await this.follows.followMany(edges);
+    await this.follows.recount(edges.flatMap((e) => [e.follower, e.followee]));
+    return { inserted };
+  }
+
+  /** A user's follower and following counts. */
+  async getCounts(userId: string): Promise<FollowCounts> {
+    return this.follows.getCounts(userId);
   }
 
   /** The current progress of an activity's fanout. */
@@ -209,6 +364,10 @@ export class FeedClient {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return { activityId: input.activityId, workflowId, started: false };
       throw err;
     }
+  }
+
+  private checkFeedTypes(feedTypes: string[] | undefined): void {
+    feedTypes?.forEach((t, i) => this.store.config(t, `options.feedTypes[${i}]`));
   }
 
   private async cancelAndWait(workflowId: string): Promise<void> {

@@ -1,8 +1,11 @@
 /**
- * Where the servers are, from the environment. One place, so the worker, the client helpers,
- * the demo and the tests agree.
+ * Where the servers are and which feeds exist, from the environment. One place, so the worker,
+ * the client helpers, the demo and the tests agree.
  * @module
  */
+import { readFileSync } from 'node:fs';
+import { ConfigurationError, ValidationError } from './errors';
+import { DEFAULT_FEEDS, type FeedsConfig, resolveFeeds } from './model/feeds';
 
 /** Connection settings. */
 export interface ConnectionSettings {
@@ -14,6 +17,28 @@ export interface ConnectionSettings {
   mongodbUri: string;
   /** Database holding activities, feeds and the follow graph. Env `FANOUT_DB`. @default 'feed_fanout' */
   database: string;
+  /**
+   * Feed types: the JSON file named by env `FANOUT_FEEDS_FILE` (a {@link FeedsConfig} object).
+   * Give the workers and the app the same file. @default DEFAULT_FEEDS
+   */
+  feeds: FeedsConfig;
+}
+
+/** Reads and validates a feeds configuration file. @throws ConfigurationError naming the file and the problem. */
+export function loadFeedsFile(file: string): FeedsConfig {
+  let feeds: FeedsConfig;
+  try {
+    feeds = JSON.parse(readFileSync(file, 'utf8')) as FeedsConfig;
+  } catch (err) {
+    throw new ConfigurationError(`FANOUT_FEEDS_FILE ${file}: cannot read it as JSON (${(err as Error).message})`);
+  }
+  try {
+    resolveFeeds(feeds);
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ConfigurationError(`FANOUT_FEEDS_FILE ${file}: ${err.message}`);
+    throw err;
+  }
+  return feeds;
 }
 
 /** Reads {@link ConnectionSettings} from `env`, applying defaults. */
@@ -23,5 +48,6 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Connectio
     namespace: env.TEMPORAL_NAMESPACE || 'default',
     mongodbUri: env.MONGODB_URI || 'mongodb://127.0.0.1:27017/',
     database: env.FANOUT_DB || 'feed_fanout',
+    feeds: env.FANOUT_FEEDS_FILE ? loadFeedsFile(env.FANOUT_FEEDS_FILE) : DEFAULT_FEEDS,
   };
 }

@@ -115,8 +115,9 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     writes
       .writeFeedChunk({
         operation: input.operation,
-        feedType: input.feedType,
+        ...(input.feedTypes ? { feedTypes: input.feedTypes } : {}),
         activityId: input.activityId,
+        actorId: input.actorId,
         activityTime: input.activityTime,
         followerIds,
       })
@@ -148,8 +149,9 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     // The client leaves the actor's own feed to us for scheduled posts: publish it now.
     await writesByPriority.high.writeFeedChunk({
       operation: input.operation,
-      feedType: FeedType.USER,
+      feedTypes: [FeedType.USER],
       activityId: input.activityId,
+      actorId: input.actorId,
       activityTime: input.activityTime,
       followerIds: [input.actorId],
     });

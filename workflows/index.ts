@@ -3,3 +3,4 @@
  * @module
  */
 export { fanoutWorkflow } from './fanout';
+export { followWorkflow } from './follow';

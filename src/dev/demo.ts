@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: settings.temporalAddress });
   try {
     const db = mongo.db(settings.database);
-    await new FeedStore(db).ensureIndexes();
+    await new FeedStore(db, { feeds: settings.feeds }).ensureIndexes();
 
     // A follow graph: `alice` has N followers, every 4th of them active this week (HIGH).
     const graph = new FollowStore(db);
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     }
     console.log(`demo: alice has ${await graph.countFollowers('alice')} followers (${added} new edges), 1 in 4 active this week`);
 
-    const feeds = new FeedClient({ temporal: new Client({ connection, namespace: settings.namespace }), db });
+    const feeds = new FeedClient({ temporal: new Client({ connection, namespace: settings.namespace }), db, feeds: settings.feeds });
     const started = Date.now();
     const { activityId, workflowId } = await feeds.addActivity({
       actor: 'alice',
@@ -71,10 +71,40 @@ async function main(): Promise<void> {
     }
     console.log(`demo: see the run at http://localhost:8233/namespaces/${settings.namespace}/workflows/${workflowId}`);
     console.log(`demo:   or: temporal workflow describe -w ${workflowId} --address ${settings.temporalAddress}`);
+    await followDemo(feeds);
   } finally {
     await connection.close();
     await mongo.close();
   }
+}
+
+/**
+ * Follow with backfill, an aggregated feed and a notification feed: erin posts three times, susan
+ * follows her (backfilling her timeline and her aggregated timeline), three more people follow
+ * erin, and erin reads her notifications. Safe to rerun: repeats change nothing.
+ */
+async function followDemo(feeds: FeedClient): Promise<void> {
+  const aggregated = [FeedType.TIMELINE, FeedType.TIMELINE_AGGREGATED];
+  for (const [n, object] of ['photo-lake', 'photo-bridge', 'photo-market'].entries()) {
+    await feeds.addActivity({ id: `erin-demo-post-${n + 1}`, actor: 'erin', verb: 'post', object }, { feedTypes: aggregated });
+  }
+  await feeds.follow('susan', 'erin', { backfillLimit: 10, feedTypes: aggregated });
+  const state = await feeds.waitForFollow('susan', 'erin');
+  console.log(`\ndemo: susan follows erin: ${state.followed ? `${state.backfilled} of erin's activities backfilled` : 'already following'}; erin has ${(await feeds.getCounts('erin')).followers} followers`);
+  const timeline = await feeds.readFeed(FeedType.TIMELINE, 'susan', { limit: 5 });
+  console.log(`demo: susan's timeline: ${timeline.items.map((i) => `${i.activity!.actor} ${i.activity!.verb} ${i.activity!.object}`).join('; ')}`);
+  const grouped = await feeds.readAggregatedFeed(FeedType.TIMELINE_AGGREGATED, 'susan', { limit: 3 });
+  for (const g of grouped.groups) {
+    console.log(`demo: susan's aggregated timeline: ${g.actors.join(', ')} ${g.verb}ed ${g.activityCount} things on ${g.group.split('|')[1]} (${g.activities.map((a) => a.object).join(', ')})`);
+  }
+  await Promise.all(['bob', 'carol', 'dave'].map((u) => feeds.follow(u, 'erin', { backfillLimit: 0 })));
+  await Promise.all(['bob', 'carol', 'dave'].map((u) => feeds.waitForFollow(u, 'erin')));
+  const notes = await feeds.readNotifications('erin', { limit: 3 });
+  for (const g of notes.groups) {
+    const others = g.actorCount - Math.min(2, g.actors.length);
+    console.log(`demo: erin's notifications: ${g.actors.slice(0, 2).join(', ')}${others > 0 ? ` and ${others} other${others > 1 ? 's' : ''}` : ''} ${g.verb}ed you (${g.seen ? 'seen' : 'new'})`);
+  }
+  console.log(`demo: erin has ${notes.counts.unseen} unseen, ${notes.counts.unread} unread; marking all seen -> ${JSON.stringify(await (async () => (await feeds.markSeen('erin'), feeds.notificationCounts('erin')))())}`);
 }
 
 main().catch((err) => {

@@ -176,7 +176,10 @@ export async function startFerretDb(options: FerretDbOptions): Promise<ManagedSe
   const dataDir = path.resolve(options.dataDir);
   const args = [
     '--handler=sqlite',
-    `--sqlite-url=file:${dataDir}/`,
+    // WAL (FerretDB's default) with synchronous=normal: a commit no longer waits for an fsync, which
+    // makes each updated document ~10x cheaper; still safe against a crash of FerretDB itself (only
+    // an OS crash or power loss can lose the last commits) — right for a local dev stack.
+    `--sqlite-url=file:${dataDir}/?_pragma=synchronous(normal)`,
     `--state-dir=${dataDir}`,
     `--listen-addr=127.0.0.1:${port}`,
     '--debug-addr=-',

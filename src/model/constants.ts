@@ -28,12 +28,16 @@ export const FanoutOperation = {
 } as const;
 export type FanoutOperation = (typeof FanoutOperation)[keyof typeof FanoutOperation];
 
-/** Built-in feed types. Each is one MongoDB collection (`feed_<type>`). */
+/** The feed types of `DEFAULT_FEEDS`. Each is one MongoDB collection (`feed_<type>`). */
 export const FeedType = {
   /** The actor's own feed: what the user did. */
   USER: 'user',
   /** What a user reads: activities of the people they follow. */
   TIMELINE: 'timeline',
+  /** The timeline grouped by verb and day. */
+  TIMELINE_AGGREGATED: 'timeline_aggregated',
+  /** What happened to a user ("Susan followed you"), with seen / read state. */
+  NOTIFICATION: 'notification',
 } as const;
 export type FeedType = (typeof FeedType)[keyof typeof FeedType];
 

@@ -8,13 +8,12 @@
  * @module
  */
 import { defineQuery } from '@temporalio/workflow';
-import { FanoutOperation, FeedType, Limits, TaskQueue } from './constants';
-import { checkFeedType, checkId, checkInt, checkObject, checkTaskQueue } from './validation';
+import { FanoutOperation, Limits, TaskQueue } from './constants';
+import { checkFeedTypes, checkId, checkInt, checkObject, checkTaskQueue } from './validation';
 import { ValidationError } from '../errors';
 
 /** Defaults of the fanout options; see {@link FanoutOptions}. */
 export const FANOUT_DEFAULTS = {
-  feedType: FeedType.TIMELINE,
   pageSize: 1000,
   chunkSize: 100,
   maxInFlight: 16,
@@ -25,8 +24,11 @@ export const FANOUT_DEFAULTS = {
 
 /** Tuning of one fanout. Every field is optional. */
 export interface FanoutOptions {
-  /** Feed type written in each follower's feed. @default 'timeline' */
-  feedType?: string;
+  /**
+   * Feed types written in each follower's feeds. @default the worker's feed types with
+   * `fanout: true` (see `DEFAULT_FEEDS`): the configuration decides, not the workflow.
+   */
+  feedTypes?: string[];
   /** Followers read per paging activity (1..10,000). @default 1000 */
   pageSize?: number;
   /** Follower ids per feed-write activity (1..1,000), Stream Framework's `fanout_chunk_size`. @default 100 */
@@ -72,7 +74,8 @@ export interface FanoutProgress {
   operation: FanoutOperation;
   activityId: string;
   actorId: string;
-  feedType: string;
+  /** Feed types written; absent when the worker's configured fanout feeds were used. */
+  feedTypes?: string[];
   /** Followers seen so far, all priorities. */
   followersSeen: number;
   /** Follower pages read. */
@@ -117,16 +120,19 @@ export interface FanoutWorkflowInput extends FanoutOptions {
 }
 
 /** A validated input with defaults applied. */
-export type ResolvedFanoutInput = Required<Omit<FanoutWorkflowInput, 'continued' | 'activityTime' | 'publishAt'>> &
-  Pick<FanoutWorkflowInput, 'continued' | 'activityTime' | 'publishAt'>;
+export type ResolvedFanoutInput = Required<Omit<FanoutWorkflowInput, 'continued' | 'activityTime' | 'publishAt' | 'feedTypes'>> &
+  Pick<FanoutWorkflowInput, 'continued' | 'activityTime' | 'publishAt' | 'feedTypes'>;
+
+/** Fanout options after validation: defaults applied, except `feedTypes` (absent = the worker's). */
+export type ResolvedFanoutOptions = Required<Omit<FanoutOptions, 'feedTypes'>> & Pick<FanoutOptions, 'feedTypes'>;
 
 /** Query: the fanout's current progress. */
 export const progressQuery = defineQuery<FanoutProgress>('progress');
 
 /** Validates fanout options, applying defaults. Field names are prefixed with `prefix`. */
-export function resolveFanoutOptions(opts: FanoutOptions, prefix = ''): Required<FanoutOptions> {
+export function resolveFanoutOptions(opts: FanoutOptions, prefix = ''): ResolvedFanoutOptions {
   return {
-    feedType: opts.feedType === undefined ? FANOUT_DEFAULTS.feedType : checkFeedType(`${prefix}feedType`, opts.feedType),
+    ...(opts.feedTypes === undefined ? {} : { feedTypes: checkFeedTypes(`${prefix}feedTypes`, opts.feedTypes) }),
     pageSize: checkInt(`${prefix}pageSize`, opts.pageSize, 1, Limits.MAX_PAGE_SIZE, FANOUT_DEFAULTS.pageSize),
     chunkSize: checkInt(`${prefix}chunkSize`, opts.chunkSize, 1, Limits.MAX_CHUNK_SIZE, FANOUT_DEFAULTS.chunkSize),
     maxInFlight: checkInt(`${prefix}maxInFlight`, opts.maxInFlight, 1, Limits.MAX_IN_FLIGHT, FANOUT_DEFAULTS.maxInFlight),
@@ -176,7 +182,7 @@ export function initialProgress(input: ResolvedFanoutInput): FanoutProgress {
     operation: input.operation,
     activityId: input.activityId,
     actorId: input.actorId,
-    feedType: input.feedType,
+    ...(input.feedTypes ? { feedTypes: input.feedTypes } : {}),
     followersSeen: 0,
     pagesRead: 0,
     high: zero(),

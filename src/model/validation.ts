@@ -43,6 +43,16 @@ export function checkFeedType(field: string, value: unknown): string {
   return value;
 }
 
+/** Checks a non-empty list of distinct feed type names (at most 16). */
+export function checkFeedTypes(field: string, value: unknown): string[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > 16) {
+    throw new ValidationError(field, `must be a list of 1 to 16 feed type names, got ${describe(value)}`);
+  }
+  value.forEach((v, i) => checkFeedType(`${field}[${i}]`, v));
+  if (new Set(value).size !== value.length) throw new ValidationError(field, 'must not name a feed type twice');
+  return [...(value as string[])];
+}
+
 /** Checks a Temporal task queue name. */
 export function checkTaskQueue(field: string, value: unknown): string {
   if (typeof value !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/.test(value)) {

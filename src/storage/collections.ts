@@ -8,6 +8,7 @@
  * @module
  */
 import type { Db, IndexDescription } from 'mongodb';
+import { isAggregated, type ResolvedFeedConfig } from '../model/feeds';
 import type { NormalizedActivity } from '../model/validation';
 
 /** An activity, stored once; feeds only reference it. Its fields are the validated activity's. */
@@ -25,8 +26,37 @@ export interface FeedEntryDoc {
   /** Whose feed this is. */
   owner: string;
   activityId: string;
+  /** The activity's actor: lets an unfollow remove exactly the followee's entries. */
+  actor: string;
   /** Activity time: the sort key (ties broken by `activityId`). */
   time: Date;
+}
+
+/**
+ * One group of an aggregated (or notification) feed: the activities of one owner's feed that share
+ * a group key, e.g. everyone who liked photo 9.
+ */
+export interface GroupDoc {
+  /** `<owner>/<group>`: one document per group and feed. */
+  _id: string;
+  owner: string;
+  /** The group key (see `groupKey`). */
+  group: string;
+  verb: string;
+  /** Time of the newest activity in the group: the sort key (ties broken by `group`). */
+  time: Date;
+  /** The newest activities, oldest first (at most `MAX_GROUP_ACTIVITIES`); guards retries. */
+  activityIds: string[];
+  /** Activities ever added and not removed. */
+  activityCount: number;
+  /** Distinct actors in order of first appearance (at most `MAX_GROUP_ACTORS`). */
+  actors: string[];
+  /** Distinct actors counted. */
+  actorCount: number;
+  /** Notification feeds: false once a new activity joins, until marked seen. */
+  seen: boolean;
+  /** Notification feeds: false once a new activity joins, until marked read. */
+  read: boolean;
 }
 
 /** A follow edge: `follower` follows `followee`. */
@@ -36,6 +66,22 @@ export interface FollowDoc {
   follower: string;
   followee: string;
   createdAt: Date;
+  /** The operation that created the edge: the counters' idempotency token for it. */
+  op?: string;
+  /** False until both users' counts include this edge (absent: counted, e.g. imported edges). */
+  counted?: boolean;
+  /** Set while an unfollow takes the edge out of the counts (the token of that operation). */
+  removeOp?: string;
+}
+
+/** Follower / following counts of one user, kept with the operations that changed them. */
+export interface UserCountsDoc {
+  /** The user id. */
+  _id: string;
+  followers: number;
+  following: number;
+  /** Tokens of the latest operations applied (bounded): a retried operation finds its token here. */
+  ops: string[];
 }
 
 /** What the default priority rule needs to know about a user. */
@@ -50,6 +96,7 @@ export const Collections = {
   ACTIVITIES: 'activities',
   FOLLOWS: 'follows',
   USERS: 'users',
+  USER_COUNTS: 'user_counts',
   feed: (feedType: string) => `feed_${feedType}`,
 } as const;
 
@@ -63,10 +110,24 @@ export function followId(followee: string, follower: string): string {
   return `${followee}/${follower}`;
 }
 
-/** Indexes of a feed collection: newest first per owner, cursor-stable (time, activityId). */
+/** `_id` of a group of an aggregated feed. */
+export function groupDocId(owner: string, group: string): string {
+  return `${owner}/${group}`;
+}
+
+/** Indexes of a flat feed: newest first per owner, cursor-stable (time, activityId); by activity; by actor. */
 export const FEED_INDEXES: IndexDescription[] = [
   { key: { owner: 1, time: -1, activityId: -1 }, name: 'owner_time_activity' },
   { key: { activityId: 1 }, name: 'activity' },
+  { key: { owner: 1, actor: 1 }, name: 'owner_actor' },
+];
+
+/** Indexes of an aggregated feed: newest group first per owner; by activity; unseen / unread counts. */
+export const GROUP_INDEXES: IndexDescription[] = [
+  { key: { owner: 1, time: -1, group: -1 }, name: 'owner_time_group' },
+  { key: { activityIds: 1 }, name: 'activities' },
+  { key: { owner: 1, seen: 1 }, name: 'owner_seen' },
+  { key: { owner: 1, read: 1 }, name: 'owner_read' },
 ];
 
 /** Indexes of the follows collection: page a user's followers (or followees) in a stable order. */
@@ -76,9 +137,12 @@ export const FOLLOW_INDEXES: IndexDescription[] = [
 ];
 
 /** Creates the indexes of the fixed collections and of the given feed types. Idempotent. */
-export async function ensureIndexes(db: Db, feedTypes: Iterable<string>): Promise<void> {
+export async function ensureIndexes(db: Db, feeds: ReadonlyMap<string, ResolvedFeedConfig>): Promise<void> {
   const specs: Array<[string, IndexDescription]> = FOLLOW_INDEXES.map((ix) => [Collections.FOLLOWS, ix]);
-  for (const type of feedTypes) specs.push(...FEED_INDEXES.map((ix): [string, IndexDescription] => [Collections.feed(type), ix]));
+  for (const [type, cfg] of feeds) {
+    const indexes = isAggregated(cfg.kind) ? GROUP_INDEXES : FEED_INDEXES;
+    specs.push(...indexes.map((ix): [string, IndexDescription] => [Collections.feed(type), ix]));
+  }
   // One index per command: FerretDB 1.24 drops the connection (an internal panic) when a
   // createIndexes command lists several indexes that already exist.
   for (const [collection, { key, ...options }] of specs) {

@@ -6,45 +6,36 @@
 import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
 import { StoreError, ValidationError } from '../errors';
 import { FeedType } from '../model/constants';
-import { checkFeedType, checkId, checkInt } from '../model/validation';
+import { DEFAULT_FEEDS, FeedKind, type FeedsConfig, isAggregated, type ResolvedFeedConfig, resolveFeeds } from '../model/feeds';
+import { checkId, checkInt } from '../model/validation';
+import { AggregatedFeed, type FeedWriteResult, type GroupableActivity } from './aggregated-feed';
 import {
   type ActivityDoc,
   Collections,
   ensureIndexes,
   type FeedEntryDoc,
   feedEntryId,
+  type GroupDoc,
 } from './collections';
 import { insertManyIgnoringDuplicates, isDuplicateKey } from './insert';
 
-/** Configuration of one feed type. */
-export interface FeedConfig {
-  /** Entries kept per feed; older ones are trimmed. @default 1000 */
-  maxLength?: number;
-  /**
-   * Chance (0..1) that a batched write also trims the feeds it wrote to `maxLength`, like Stream
-   * Framework's `trim_chance`: trimming on every write would cost a read per write, so a feed may
-   * run about `1 / trimChance` entries over `maxLength` between trims. Reads never return more than
-   * asked. @default 0.01
-   */
-  trimChance?: number;
-}
+export type { FeedWriteResult, NotificationCounts } from './aggregated-feed';
 
 /** Options of {@link FeedStore}. */
 export interface FeedStoreOptions {
-  /** Feed types and their configuration. @default `{ user: {}, timeline: {} }` */
-  feeds?: Record<string, FeedConfig>;
+  /** Feed types and their configuration (see {@link FeedsConfig}). @default DEFAULT_FEEDS */
+  feeds?: FeedsConfig;
   /** Random source for trimming, injectable for tests. @default Math.random */
   random?: () => number;
 }
 
-/** Result of writing one activity into many feeds. */
-export interface FeedWriteResult {
-  /** Entries inserted (add) or deleted (remove) by this call. */
-  changed: number;
-  /** Entries that were already there (add) or already gone (remove): work done by an earlier try. */
-  unchanged: number;
-  /** Feeds trimmed by this call. */
-  trimmed: number;
+/** An activity as a feed entry needs it. */
+export interface FeedActivityRef {
+  /** The activity id. */
+  id: string;
+  actor: string;
+  /** The activity time (the sort key). */
+  time: Date;
 }
 
 /** One entry of a feed page, hydrated with its activity. */
@@ -93,40 +84,72 @@ function decodeCursor(field: string, cursor: string): CursorKey {
   return { t: k.t, id: k.id };
 }
 
+/** One group of an aggregated feed page, with its newest activities hydrated. */
+export interface FeedGroup {
+  /** The group key, e.g. `like|photo-9`; pass it to `markSeen` / `markRead`. */
+  group: string;
+  verb: string;
+  /** Time of the newest activity in the group. */
+  time: Date;
+  /** Activities in the group (all added, minus removed). */
+  activityCount: number;
+  /** Distinct actors in the group. */
+  actorCount: number;
+  /** Up to `maxActors` actors, most recent first ("Alice and 3 others"). */
+  actors: string[];
+  /** Up to `maxActors` of the newest activities, newest first. */
+  activities: NonNullable<FeedItem['activity']>[];
+  /** Notification feeds: seen / read state. Always true for plain aggregated feeds. */
+  seen: boolean;
+  read: boolean;
+}
+
+/** A page of an aggregated feed, newest group first. */
+export interface AggregatedFeedPage {
+  groups: FeedGroup[];
+  /** Pass as `before` to read the next (older) page; `null` when there is no more. */
+  nextCursor: string | null;
+}
+
+/** How many activity docs {@link FeedStore} caches for grouping (activities never change once stored). */
+const ACTIVITY_CACHE_SIZE = 1000;
+
 /**
  * Activities and feeds in one MongoDB database.
  *
  * @example
  * const store = new FeedStore(client.db('feeds'));
  * await store.ensureIndexes();
- * await store.addToFeeds('timeline', ['u2', 'u3'], 'a1', new Date());
+ * await store.addToFeeds('timeline', ['u2', 'u3'], { id: 'a1', actor: 'u1', time: new Date() });
  */
 export class FeedStore {
-  readonly feeds: ReadonlyMap<string, Required<FeedConfig>>;
+  /** The configured feed types with defaults applied. */
+  readonly feeds: ReadonlyMap<string, ResolvedFeedConfig>;
   private readonly random: () => number;
+  private readonly aggregatedFeeds = new Map<string, AggregatedFeed>();
+  private readonly activityCache = new Map<string, ActivityDoc>();
 
   constructor(
     readonly db: Db,
     options: FeedStoreOptions = {},
   ) {
-    const feeds = options.feeds ?? { [FeedType.USER]: {}, [FeedType.TIMELINE]: {} };
-    const map = new Map<string, Required<FeedConfig>>();
-    for (const [name, cfg] of Object.entries(feeds)) {
-      checkFeedType(`feeds.${name}`, name);
-      const maxLength = checkInt(`feeds.${name}.maxLength`, cfg.maxLength, 1, 1_000_000, 1000);
-      const trimChance = cfg.trimChance ?? 0.01;
-      if (typeof trimChance !== 'number' || !(trimChance >= 0 && trimChance <= 1)) {
-        throw new ValidationError(`feeds.${name}.trimChance`, `must be a number between 0 and 1, got ${String(trimChance)}`);
-      }
-      map.set(name, { maxLength, trimChance });
-    }
-    this.feeds = map;
+    this.feeds = resolveFeeds(options.feeds ?? DEFAULT_FEEDS);
     this.random = options.random ?? Math.random;
   }
 
   /** Creates every index the store needs. Idempotent; call once at start-up. */
   async ensureIndexes(): Promise<void> {
-    await ensureIndexes(this.db, this.feeds.keys());
+    await ensureIndexes(this.db, this.feeds);
+  }
+
+  /** Feed types a fanout writes to by default (`fanout: true` in the configuration). */
+  get fanoutFeedTypes(): string[] {
+    return [...this.feeds].filter(([, cfg]) => cfg.fanout).map(([name]) => name);
+  }
+
+  /** Feed types that can hold the activities of people one follows: all but `user` and notification feeds. */
+  get followedFeedTypes(): string[] {
+    return [...this.feeds].filter(([name, cfg]) => name !== FeedType.USER && cfg.kind !== FeedKind.NOTIFICATION).map(([name]) => name);
   }
 
   /** The activities collection. */
@@ -135,14 +158,41 @@ export class FeedStore {
   }
 
   /**
-   * The collection of a configured feed type.
-   * @throws ValidationError if the feed type is not configured.
+   * The configuration of a feed type.
+   * @throws ValidationError (naming `field`) if the feed type is not configured.
+   */
+  config(feedType: string, field = 'feedType'): ResolvedFeedConfig {
+    const cfg = typeof feedType === 'string' ? this.feeds.get(feedType) : undefined;
+    if (!cfg) {
+      throw new ValidationError(field, `${JSON.stringify(feedType)} is not a configured feed type (configured: ${[...this.feeds.keys()].join(', ')})`);
+    }
+    return cfg;
+  }
+
+  /**
+   * The collection of a configured flat feed type.
+   * @throws ValidationError if the feed type is not configured or not flat.
    */
   feed(feedType: string, field = 'feedType'): Collection<FeedEntryDoc> {
-    if (!this.feeds.has(feedType)) {
-      throw new ValidationError(field, `"${feedType}" is not a configured feed type (configured: ${[...this.feeds.keys()].join(', ')})`);
+    if (this.config(feedType, field).kind !== FeedKind.FLAT) {
+      throw new ValidationError(field, `"${feedType}" is an aggregated feed; use the aggregated-feed calls`);
     }
     return this.db.collection<FeedEntryDoc>(Collections.feed(feedType));
+  }
+
+  /**
+   * A configured aggregated (or notification) feed type.
+   * @throws ValidationError if the feed type is not configured or not aggregated.
+   */
+  aggregated(feedType: string, field = 'feedType'): AggregatedFeed {
+    const cfg = this.config(feedType, field);
+    if (!isAggregated(cfg.kind)) throw new ValidationError(field, `"${feedType}" is a flat feed, not an aggregated one`);
+    let feed = this.aggregatedFeeds.get(feedType);
+    if (!feed) {
+      feed = new AggregatedFeed(this.db.collection<GroupDoc>(Collections.feed(feedType)), cfg);
+      this.aggregatedFeeds.set(feedType, feed);
+    }
+    return feed;
   }
 
   /** Stores an activity. Idempotent: storing the same id again keeps the first copy. Returns true if new. */
@@ -163,63 +213,121 @@ export class FeedStore {
 
   /** Deletes a stored activity (after its fanout removed it from the feeds). Idempotent. */
   async deleteActivity(activityId: string): Promise<boolean> {
+    this.activityCache.delete(activityId);
     const res = await this.activities.deleteOne({ _id: activityId });
     return res.deletedCount === 1;
   }
 
-  /**
-   * Writes one activity into the feeds of `owners` with one unordered batched insert.
-   * Entries already present (an earlier try got that far) count as `unchanged`, not as errors.
-   */
-  async addToFeeds(feedType: string, owners: readonly string[], activityId: string, time: Date): Promise<FeedWriteResult> {
-    const collection = this.feed(feedType);
-    if (owners.length === 0) return { changed: 0, unchanged: 0, trimmed: 0 };
-    const docs: FeedEntryDoc[] = owners.map((owner) => ({ _id: feedEntryId(owner, activityId), owner, activityId, time }));
-    const inserted = await insertManyIgnoringDuplicates(collection, docs);
-    const trimmed = await this.maybeTrim(feedType, owners);
-    return { changed: inserted, unchanged: owners.length - inserted, trimmed };
+  /** An activity for grouping, from a small cache (stored activities never change). */
+  private async groupable(activityId: string): Promise<GroupableActivity | null> {
+    let doc = this.activityCache.get(activityId) ?? null;
+    if (!doc) {
+      doc = await this.getActivity(activityId);
+      if (!doc) return null;
+      if (this.activityCache.size >= ACTIVITY_CACHE_SIZE) this.activityCache.delete(this.activityCache.keys().next().value!);
+      this.activityCache.set(activityId, doc);
+    }
+    return { id: doc._id, actor: doc.actor, verb: doc.verb, object: doc.object, target: doc.target, time: doc.time };
   }
 
-  /** Deletes one activity from the feeds of `owners` with one unordered batch. Idempotent. */
-  async removeFromFeeds(feedType: string, owners: readonly string[], activityId: string): Promise<FeedWriteResult> {
-    const collection = this.feed(feedType);
+  /** The actors of the given activities (those still stored). */
+  private async actorsOf(activityIds: string[]): Promise<Map<string, string>> {
+    if (activityIds.length === 0) return new Map();
+    const docs = await this.activities.find({ _id: { $in: activityIds } }, { projection: { actor: 1 } }).toArray();
+    return new Map(docs.map((d) => [d._id, d.actor]));
+  }
+
+  /**
+   * Writes one activity into the feeds of `owners`: for a flat feed one unordered batched insert,
+   * for an aggregated feed two batched group updates (see `AggregatedFeed`). Entries already
+   * present (an earlier try got that far) count as `unchanged`, not as errors.
+   */
+  async addToFeeds(feedType: string, owners: readonly string[], activity: FeedActivityRef): Promise<FeedWriteResult> {
+    const cfg = this.config(feedType);
     if (owners.length === 0) return { changed: 0, unchanged: 0, trimmed: 0 };
+    let res: Omit<FeedWriteResult, 'trimmed'>;
+    if (isAggregated(cfg.kind)) {
+      const groupable = await this.groupable(activity.id);
+      // Removed while its fanout was still running: nothing to group (the removal cleans up).
+      if (!groupable) return { changed: 0, unchanged: owners.length, trimmed: 0 };
+      res = await this.aggregated(feedType).add(owners, groupable);
+    } else {
+      const { id: activityId, actor, time } = activity;
+      const docs = owners.map((owner): FeedEntryDoc => ({ _id: feedEntryId(owner, activityId), owner, activityId, actor, time }));
+      const inserted = await insertManyIgnoringDuplicates(this.feed(feedType), docs);
+      res = { changed: inserted, unchanged: owners.length - inserted };
+    }
+    const trimmed = await this.maybeTrim(feedType, owners);
+    return { ...res, trimmed };
+  }
+
+  /** Deletes one activity from the feeds of `owners` in one batch (flat) or two (aggregated). Idempotent. */
+  async removeFromFeeds(feedType: string, owners: readonly string[], activity: Omit<FeedActivityRef, 'time'>): Promise<FeedWriteResult> {
+    const cfg = this.config(feedType);
+    if (owners.length === 0) return { changed: 0, unchanged: 0, trimmed: 0 };
+    if (isAggregated(cfg.kind)) {
+      const res = await this.aggregated(feedType).remove(owners, activity.id, activity.actor, (ids) => this.actorsOf(ids));
+      return { ...res, trimmed: 0 };
+    }
     // One deleteOne per entry, by `_id`, in one round trip: uses the _id index on every server.
     const ops: AnyBulkWriteOperation<FeedEntryDoc>[] = owners.map((owner) => ({
-      deleteOne: { filter: { _id: feedEntryId(owner, activityId) } },
+      deleteOne: { filter: { _id: feedEntryId(owner, activity.id) } },
     }));
-    const res = await collection.bulkWrite(ops, { ordered: false });
+    const res = await this.feed(feedType).bulkWrite(ops, { ordered: false });
     return { changed: res.deletedCount, unchanged: owners.length - res.deletedCount, trimmed: 0 };
+  }
+
+  /**
+   * Removes every activity of `actor` from `owner`'s feed (an unfollow). Returns the number of
+   * entries (flat) or group memberships (aggregated) removed. Idempotent.
+   */
+  async removeActorFromFeed(feedType: string, owner: string, actor: string): Promise<number> {
+    const cfg = this.config(feedType);
+    if (!isAggregated(cfg.kind)) return (await this.feed(feedType).deleteMany({ owner, actor })).deletedCount;
+    const feed = this.aggregated(feedType);
+    const groups = await feed.groupsWithActor(owner, actor);
+    const actors = await this.actorsOf([...new Set(groups.flatMap((g) => g.activityIds))]);
+    const theirs = [...actors].filter(([, a]) => a === actor).map(([id]) => id);
+    let removed = 0;
+    for (const id of theirs) removed += (await feed.remove([owner], id, actor, (ids) => this.actorsOf(ids))).changed;
+    return removed;
   }
 
   /** With the feed type's `trimChance`, trims the feeds of `owners` (one read for the batch). */
   private async maybeTrim(feedType: string, owners: readonly string[]): Promise<number> {
-    const { trimChance } = this.feeds.get(feedType)!;
+    const { trimChance } = this.config(feedType);
     return trimChance > 0 && this.random() < trimChance ? this.trimFeeds(feedType, owners) : 0;
   }
 
   /**
-   * Trims the feeds of `owners` to the feed type's `maxLength`, keeping the newest entries.
-   * One read for all owners, then one batched delete by `_id`. Returns the number of feeds trimmed.
+   * Trims the feeds of `owners` to the feed type's `maxLength`, keeping the newest entries (or
+   * groups). One read for all owners, then one batched delete by `_id`. Returns the number of
+   * feeds trimmed.
    */
   async trimFeeds(feedType: string, owners: readonly string[]): Promise<number> {
-    const collection = this.feed(feedType);
-    const { maxLength } = this.feeds.get(feedType)!;
+    const { maxLength, kind } = this.config(feedType);
+    const collection = this.db.collection<{ _id: string; owner: string; time: Date; activityId?: string; group?: string; activityCount?: number }>(
+      Collections.feed(feedType),
+    );
     const entries = await collection
-      .find({ owner: { $in: [...owners] } }, { projection: { _id: 1, owner: 1, time: 1, activityId: 1 } })
+      .find({ owner: { $in: [...owners] } }, { projection: { _id: 1, owner: 1, time: 1, activityId: 1, group: 1, activityCount: 1 } })
       .toArray();
-    const byOwner = new Map<string, FeedEntryDoc[]>();
+    const byOwner = new Map<string, typeof entries>();
     for (const e of entries) {
       const list = byOwner.get(e.owner) ?? [];
       list.push(e);
       byOwner.set(e.owner, list);
     }
+    const tieBreak = isAggregated(kind) ? 'group' : 'activityId';
     const doomed: string[] = [];
     let trimmed = 0;
     for (const list of byOwner.values()) {
-      if (list.length <= maxLength) continue;
-      list.sort(compareNewestFirst);
-      doomed.push(...list.slice(maxLength).map((e) => e._id));
+      // Empty groups (all their activities removed) go first: they are invisible anyway.
+      const live = list.filter((e) => e.activityCount === undefined || e.activityCount > 0);
+      doomed.push(...list.filter((e) => !live.includes(e)).map((e) => e._id));
+      if (live.length <= maxLength) continue;
+      live.sort((a, b) => compareNewestFirst(a.time, a[tieBreak] ?? '', b.time, b[tieBreak] ?? ''));
+      doomed.push(...live.slice(maxLength).map((e) => e._id));
       trimmed++;
     }
     if (doomed.length > 0) {
@@ -228,49 +336,115 @@ export class FeedStore {
     return trimmed;
   }
 
+  /** Stored activities by id, as returned to readers. */
+  private async hydrate(activityIds: string[]): Promise<Map<string, NonNullable<FeedItem['activity']>>> {
+    const docs = activityIds.length ? await this.activities.find({ _id: { $in: activityIds } }).toArray() : [];
+    return new Map(docs.map(({ _id, ...rest }) => [_id, { id: _id, ...rest }]));
+  }
+
   /**
-   * Reads a page of `owner`'s feed, newest first, with activities hydrated in one query.
+   * Reads a page of `owner`'s flat feed, newest first, with activities hydrated in one query.
    * Pages are stable while new entries arrive: the cursor is the (time, activityId) of the last
    * entry returned, so newer entries never shift older pages.
    * @throws ValidationError for an unknown feed type, a bad owner id, a bad limit or a malformed cursor.
    */
   async readFeed(feedType: string, owner: string, options: ReadFeedOptions = {}): Promise<FeedPage> {
+    const { entries, nextCursor } = await this.readEntries(feedType, owner, options);
+    const activities = await this.hydrate(entries.map((e) => e.activityId));
+    const items = entries.map((e): FeedItem => ({ activityId: e.activityId, time: e.time, activity: activities.get(e.activityId) ?? null }));
+    return { items, nextCursor };
+  }
+
+  /** A page of `owner`'s flat feed as bare entries (no hydration); paging as in {@link readFeed}. */
+  async readEntries(feedType: string, owner: string, options: ReadFeedOptions = {}): Promise<{ entries: FeedEntryDoc[]; nextCursor: string | null }> {
     const collection = this.feed(feedType);
-    checkId('owner', owner);
-    const limit = checkInt('limit', options.limit, 1, 500, 25);
-    const filter: Record<string, unknown> = { owner };
-    if (options.before !== undefined) {
-      if (typeof options.before !== 'string') throw new ValidationError('before', 'must be a cursor string');
-      const key = decodeCursor('before', options.before);
-      const t = new Date(key.t);
-      filter.$or = [{ time: { $lt: t } }, { time: t, activityId: { $lt: key.id } }];
+    const { filter, limit } = pageFilter(owner, options, 'activityId');
+    const found = await collection.find(filter).sort({ time: -1, activityId: -1 }).limit(limit + 1).toArray();
+    const entries = found.slice(0, limit);
+    const last = entries[entries.length - 1];
+    return { entries, nextCursor: found.length > limit && last ? encodeCursor({ t: last.time.getTime(), id: last.activityId }) : null };
+  }
+
+  /**
+   * Copies activities into one owner's feed (a follow's backfill): one batched insert for a flat
+   * feed, one group update per activity for an aggregated one. Idempotent.
+   */
+  async copyToFeed(feedType: string, owner: string, activities: readonly FeedActivityRef[]): Promise<FeedWriteResult> {
+    const cfg = this.config(feedType);
+    const total: FeedWriteResult = { changed: 0, unchanged: 0, trimmed: 0 };
+    if (activities.length === 0) return total;
+    if (isAggregated(cfg.kind)) {
+      // Oldest first, so each group's activity and actor lists grow in time order.
+      for (const a of [...activities].sort((x, y) => x.time.getTime() - y.time.getTime())) {
+        const groupable = await this.groupable(a.id);
+        if (!groupable) continue;
+        const res = await this.aggregated(feedType).add([owner], groupable);
+        total.changed += res.changed;
+        total.unchanged += res.unchanged;
+      }
+    } else {
+      const docs = activities.map((a): FeedEntryDoc => ({ _id: feedEntryId(owner, a.id), owner, activityId: a.id, actor: a.actor, time: a.time }));
+      total.changed = await insertManyIgnoringDuplicates(this.feed(feedType), docs);
+      total.unchanged = activities.length - total.changed;
     }
-    const entries = await collection
-      .find(filter)
-      .sort({ time: -1, activityId: -1 })
+    total.trimmed = await this.maybeTrim(feedType, [owner]);
+    return total;
+  }
+
+  /**
+   * Reads a page of `owner`'s aggregated (or notification) feed, newest group first, each group
+   * with its newest activities hydrated (one query for the page). Cursor as for {@link readFeed}.
+   * @throws ValidationError for an unknown or flat feed type, a bad owner id, a bad limit or a malformed cursor.
+   */
+  async readAggregatedFeed(feedType: string, owner: string, options: ReadFeedOptions = {}): Promise<AggregatedFeedPage> {
+    const feed = this.aggregated(feedType);
+    const { filter, limit } = pageFilter(owner, options, 'group');
+    const docs = await feed.collection
+      .find({ ...filter, activityCount: { $gt: 0 } })
+      .sort({ time: -1, group: -1 })
       .limit(limit + 1)
       .toArray();
-    const more = entries.length > limit;
-    const page = entries.slice(0, limit);
-    const ids = page.map((e) => e.activityId);
-    const activities = ids.length ? await this.activities.find({ _id: { $in: ids } }).toArray() : [];
-    const byId = new Map(activities.map((a) => [a._id, a]));
-    const items = page.map((e): FeedItem => {
-      const doc = byId.get(e.activityId);
-      let activity: FeedItem['activity'] = null;
-      if (doc) {
-        const { _id, ...rest } = doc;
-        activity = { id: _id, ...rest };
-      }
-      return { activityId: e.activityId, time: e.time, activity };
-    });
+    const page = docs.slice(0, limit);
+    const { maxActors } = feed.config;
+    const newest = (g: GroupDoc) => g.activityIds.slice(-maxActors).reverse();
+    const activities = await this.hydrate([...new Set(page.flatMap(newest))]);
+    const groups = page.map(
+      (g): FeedGroup => ({
+        group: g.group,
+        verb: g.verb,
+        time: g.time,
+        activityCount: g.activityCount,
+        actorCount: g.actorCount,
+        actors: g.actors.slice(-maxActors).reverse(),
+        // Newest first by time (ids are kept in arrival order, which a backfill may not keep).
+        activities: newest(g)
+          .flatMap((id) => activities.get(id) ?? [])
+          .sort((x, y) => y.time.getTime() - x.time.getTime() || (x.id < y.id ? 1 : -1)),
+        seen: g.seen,
+        read: g.read,
+      }),
+    );
     const last = page[page.length - 1];
-    return { items, nextCursor: more && last ? encodeCursor({ t: last.time.getTime(), id: last.activityId }) : null };
+    return { groups, nextCursor: docs.length > limit && last ? encodeCursor({ t: last.time.getTime(), id: last.group }) : null };
   }
 }
 
-function compareNewestFirst(a: FeedEntryDoc, b: FeedEntryDoc): number {
-  const dt = b.time.getTime() - a.time.getTime();
+/** The filter and limit of one page of `owner`'s feed, sorted by (time, `tieField`) descending. */
+function pageFilter(owner: string, options: ReadFeedOptions, tieField: 'activityId' | 'group'): { filter: Record<string, unknown>; limit: number } {
+  checkId('owner', owner);
+  const limit = checkInt('limit', options.limit, 1, 500, 25);
+  const filter: Record<string, unknown> = { owner };
+  if (options.before !== undefined) {
+    if (typeof options.before !== 'string') throw new ValidationError('before', 'must be a cursor string');
+    const key = decodeCursor('before', options.before);
+    const t = new Date(key.t);
+    filter.$or = [{ time: { $lt: t } }, { time: t, [tieField]: { $lt: key.id } }];
+  }
+  return { filter, limit };
+}
+
+function compareNewestFirst(ta: Date, ia: string, tb: Date, ib: string): number {
+  const dt = tb.getTime() - ta.getTime();
   if (dt !== 0) return dt;
-  return a.activityId < b.activityId ? 1 : a.activityId > b.activityId ? -1 : 0;
+  return ia < ib ? 1 : ia > ib ? -1 : 0;
 }

@@ -2,11 +2,32 @@
  * Writing the follow graph and users' activity times. Idempotent: following twice is one edge.
  * @module
  */
-import type { Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
 import { ValidationError } from '../errors';
 import { checkId } from '../model/validation';
-import { Collections, type FollowDoc, followId, type UserDoc } from './collections';
-import { insertManyIgnoringDuplicates } from './insert';
+import { Collections, type FollowDoc, followId, type UserCountsDoc, type UserDoc } from './collections';
+import { insertManyIgnoringDuplicates, isDuplicateKey } from './insert';
+
+/**
+ * Operation tokens remembered per user's counts. A retried follow or unfollow finds its token and
+ * changes nothing; one retried after more than this many other follow changes of the same user
+ * would count twice (retries come within seconds to a minute, see the workflows' retry policy).
+ */
+export const COUNT_OPS_WINDOW = 1000;
+
+/** A user's follower and following counts. */
+export interface FollowCounts {
+  followers: number;
+  following: number;
+}
+
+/** Checks a (follower, followee) pair: two ids, not the same user. */
+export function checkFollowPair(follower: unknown, followee: unknown, prefix = ''): { follower: string; followee: string } {
+  const a = checkId(`${prefix}follower`, follower);
+  const b = checkId(`${prefix}followee`, followee);
+  if (a === b) throw new ValidationError(`${prefix}followee`, `must differ from the follower (a user cannot follow themselves: "${a}")`);
+  return { follower: a, followee: b };
+}
 
 /** A follow edge to write. */
 export interface FollowEdge {
@@ -23,20 +44,119 @@ export class FollowStore {
    * Edges that already exist are skipped. Returns how many were new.
    */
   async followMany(edges: readonly FollowEdge[], batchSize = 1000): Promise<number> {
-    edges.forEach((e, i) => {
-      checkId(`edges[${i}].follower`, e.follower);
-      checkId(`edges[${i}].followee`, e.followee);
-      if (e.follower === e.followee) throw new ValidationError(`edges[${i}]`, `is a self-follow of "${e.follower}"`);
-    });
-    const collection = this.db.collection<FollowDoc>(Collections.FOLLOWS);
+    if (!Array.isArray(edges)) throw new ValidationError('edges', 'must be an array of { follower, followee }');
+    edges.forEach((e, i) => checkFollowPair(e?.follower, e?.followee, `edges[${i}].`));
     const now = new Date();
     let inserted = 0;
     for (let i = 0; i < edges.length; i += batchSize) {
-      const docs = edges.slice(i, i + batchSize).map((e) => ({ _id: followId(e.followee, e.follower), ...e, createdAt: now }));
-      const n = await insertManyIgnoringDuplicates(collection, docs);
+      const docs = edges
+        .slice(i, i + batchSize)
+        .map((e): FollowDoc => ({ _id: followId(e.followee, e.follower), follower: e.follower, followee: e.followee, createdAt: now, counted: true }));
+      const n = await insertManyIgnoringDuplicates(this.follows, docs);
       inserted += n;
     }
     return inserted;
+  }
+
+  private get follows(): Collection<FollowDoc> {
+    return this.db.collection<FollowDoc>(Collections.FOLLOWS);
+  }
+
+  private get counts(): Collection<UserCountsDoc> {
+    return this.db.collection<UserCountsDoc>(Collections.USER_COUNTS);
+  }
+
+  /**
+   * Records that `follower` follows `followee` and counts it, as operation `op`. Returns whether
+   * this operation created the edge (false: they already followed). Idempotent: a retry of the
+   * same operation finishes what an earlier try began and counts nothing twice.
+   */
+  async follow(follower: string, followee: string, op: string, at: Date): Promise<{ created: boolean }> {
+    checkFollowPair(follower, followee);
+    const _id = followId(followee, follower);
+    let edge: FollowDoc | null = null;
+    try {
+      edge = { _id, follower, followee, createdAt: at, op, counted: false };
+      await this.follows.insertOne(edge);
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+      edge = await this.follows.findOne({ _id });
+      if (!edge) return this.follow(follower, followee, op, at); // deleted in between: try again
+    }
+    // Already following, counted: nothing to do. An edge not counted yet (this operation's earlier
+    // try, or one that crashed) is counted now under its own token, so no try counts it twice.
+    if (edge.counted !== false && edge.op !== op) return { created: false };
+    await this.countEdge(edge);
+    return { created: true };
+  }
+
+  /** Counts an edge for both users under its own token, then marks it counted. Idempotent. */
+  private async countEdge(edge: FollowDoc): Promise<void> {
+    const token = `${edge.op ?? edge._id}+`;
+    await this.applyCount(edge.followee, 'followers', 1, token);
+    await this.applyCount(edge.follower, 'following', 1, token);
+    await this.follows.updateOne({ _id: edge._id }, { $set: { counted: true } });
+  }
+
+  /**
+   * Removes the edge and uncounts it, as operation `op`. Returns whether there was an edge to
+   * remove. Idempotent like {@link follow}: the edge is marked first, uncounted under the mark's
+   * token, then deleted, so a retry at any point finishes the job once.
+   */
+  async unfollow(follower: string, followee: string, op: string): Promise<{ removed: boolean }> {
+    checkFollowPair(follower, followee);
+    const _id = followId(followee, follower);
+    const edge = await this.follows.findOne({ _id });
+    if (!edge) return { removed: false };
+    let token = edge.removeOp;
+    if (!token) {
+      token = op;
+      await this.follows.updateOne({ _id }, { $set: { removeOp: op } });
+    }
+    // An edge whose counting never finished is counted first (idempotently), so the uncount
+    // below always takes away exactly what was added.
+    if (edge.counted === false) await this.countEdge(edge);
+    await this.applyCount(followee, 'followers', -1, `${token}-`);
+    await this.applyCount(follower, 'following', -1, `${token}-`);
+    await this.follows.deleteOne({ _id });
+    return { removed: true };
+  }
+
+  /** Adds `delta` to one count of `userId` unless operation `token` was applied already. */
+  private async applyCount(userId: string, field: 'followers' | 'following', delta: number, token: string): Promise<void> {
+    await insertManyIgnoringDuplicates(this.counts, [{ _id: userId, followers: 0, following: 0, ops: [] }]);
+    const opToken = `${token}:${field}`;
+    await this.counts.updateOne(
+      { _id: userId, ops: { $ne: opToken } },
+      { $inc: { [field]: delta }, $push: { ops: { $each: [opToken], $slice: -COUNT_OPS_WINDOW } } },
+    );
+  }
+
+  /** A user's follower and following counts (zero for an unknown user). */
+  async getCounts(userId: string): Promise<FollowCounts> {
+    checkId('userId', userId);
+    const doc = await this.counts.findOne({ _id: userId }, { projection: { followers: 1, following: 1 } });
+    return { followers: doc?.followers ?? 0, following: doc?.following ?? 0 };
+  }
+
+  /**
+   * Sets the counts of `userIds` from the edges (after a bulk import). Idempotent; also repairs
+   * counts that drifted. Concurrent follows of the same users may need another recount.
+   */
+  async recount(userIds: readonly string[]): Promise<void> {
+    for (const userId of new Set(userIds)) {
+      const [followers, following] = await Promise.all([
+        this.follows.countDocuments({ followee: userId }),
+        this.follows.countDocuments({ follower: userId }),
+      ]);
+      await insertManyIgnoringDuplicates(this.counts, [{ _id: userId, followers: 0, following: 0, ops: [] }]);
+      await this.counts.updateOne({ _id: userId }, { $set: { followers, following } });
+    }
+  }
+
+  /** Whether `follower` follows `followee`. */
+  async isFollowing(follower: string, followee: string): Promise<boolean> {
+    return (await this.follows.findOne({ _id: followId(followee, follower) }, { projection: { _id: 1 } })) !== null;
   }
 
   /**
@@ -65,6 +185,6 @@ export class FollowStore {
 
   /** Number of followers of a user. */
   async countFollowers(userId: string): Promise<number> {
-    return this.db.collection<FollowDoc>(Collections.FOLLOWS).countDocuments({ followee: userId });
+    return this.follows.countDocuments({ followee: userId });
   }
 }

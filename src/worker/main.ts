@@ -29,7 +29,7 @@ async function main(argv: string[]): Promise<void> {
           '  --queue           a task queue to serve, with its activity concurrency (default 20);',
           '                    repeatable; default: fanout, high-fanout, low-fanout',
           '  --workflow-queue  the queue whose worker also runs workflows (default: fanout)',
-          'env: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MONGODB_URI, FANOUT_DB',
+          'env: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MONGODB_URI, FANOUT_DB, FANOUT_FEEDS_FILE (feed types, JSON)',
         ].join('\n'),
       );
       return;
@@ -39,18 +39,20 @@ async function main(argv: string[]): Promise<void> {
   Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const mongo = await MongoClient.connect(settings.mongodbUri);
   const db = mongo.db(settings.database);
-  await new FeedStore(db).ensureIndexes();
+  await new FeedStore(db, { feeds: settings.feeds }).ensureIndexes();
   const connection = await NativeConnection.connect({ address: settings.temporalAddress });
   try {
     const workers = await createWorkers({
       connection,
       namespace: settings.namespace,
       db,
+      feedStore: { feeds: settings.feeds },
       workflowTaskQueue,
       queues: queues.length ? queues : undefined,
     });
     const names = workers.map((w) => w.options.taskQueue).join(', ');
-    console.log(`worker ${process.pid}: serving ${names} on ${settings.temporalAddress}, database ${settings.database}`);
+    const feedTypes = Object.keys(settings.feeds).join(', ');
+    console.log(`worker ${process.pid}: serving ${names} on ${settings.temporalAddress}, database ${settings.database}, feeds ${feedTypes}`);
     await Promise.all(workers.map((w) => w.run()));
     console.log(`worker ${process.pid}: shut down cleanly`);
   } finally {

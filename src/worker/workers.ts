@@ -6,12 +6,14 @@
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Db } from 'mongodb';
-import { createFanoutActivities } from '../../activities';
+import { createFanoutActivities, createFollowActivities } from '../../activities';
 import { ValidationError } from '../errors';
 import type { FollowerSource } from '../followers/follower-source';
 import { MongoFollowerSource } from '../followers/mongo-follower-source';
-import { TaskQueue } from '../model/constants';
+import { FeedType, TaskQueue } from '../model/constants';
+import { FeedNotifier, type Notifier } from '../notify/notifier';
 import { FeedStore, type FeedStoreOptions } from '../storage/feed-store';
+import { FollowStore } from '../storage/follow-store';
 
 /** Path of the workflows module, for `workflowsPath`. */
 export const WORKFLOWS_PATH = path.resolve(__dirname, '..', '..', 'workflows', 'index.ts');
@@ -35,15 +37,23 @@ export interface CreateWorkersOptions {
   queues?: QueuePlan[];
   /** Follower source. @default MongoFollowerSource on `db` */
   followers?: FollowerSource;
-  /** Feed configuration. */
+  /** Feed configuration (`feeds`: the same FeedsConfig the client uses). @default DEFAULT_FEEDS */
   feedStore?: FeedStoreOptions;
+  /**
+   * Tells followees about new followers. `null` turns notifications off.
+   * @default a FeedNotifier writing to the `notification` feed, if that feed type is configured
+   */
+  notifier?: Notifier | null;
   /** The workflow queue's name. @default 'fanout' */
   workflowTaskQueue?: string;
   /** A prebuilt workflow bundle (tests bundle once). @default bundles `workflows/` */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Wraps the activities, e.g. to observe them in tests. */
-  wrapActivities?: (activities: ReturnType<typeof createFanoutActivities>) => object;
+  wrapActivities?: (activities: AllActivities) => object;
 }
+
+/** Every activity a worker registers. */
+export type AllActivities = ReturnType<typeof createFanoutActivities> & ReturnType<typeof createFollowActivities>;
 
 /** Parses `name` or `name=concurrency` (the worker command's `--queue` argument). */
 export function parseQueuePlan(spec: string): QueuePlan {
@@ -60,7 +70,11 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Work
   const workflowQueue = options.workflowTaskQueue ?? TaskQueue.WORKFLOWS;
   const queues = options.queues ?? [{ taskQueue: workflowQueue }, { taskQueue: TaskQueue.HIGH }, { taskQueue: TaskQueue.LOW }];
   const store = new FeedStore(options.db, options.feedStore);
-  const activities = createFanoutActivities({ store, followers: options.followers ?? new MongoFollowerSource(options.db) });
+  const notifier = options.notifier === undefined ? (store.feeds.has(FeedType.NOTIFICATION) ? new FeedNotifier(store) : undefined) : (options.notifier ?? undefined);
+  const activities: AllActivities = {
+    ...createFanoutActivities({ store, followers: options.followers ?? new MongoFollowerSource(options.db) }),
+    ...createFollowActivities({ store, follows: new FollowStore(options.db), notifier }),
+  };
   const registered = options.wrapActivities ? options.wrapActivities(activities) : activities;
   return Promise.all(
     queues.map((plan) =>

@@ -203,7 +203,7 @@ describe('fanout on the dev server', () => {
       ['oversized extra', () => feeds.addActivity({ ...good, extra: { blob: 'x'.repeat(5000) } }), 'activity.extra'],
       ['unknown field', () => feeds.addActivity({ ...good, colour: 'red' } as never), 'activity.colour'],
       ['chunk size 0', () => feeds.addActivity(good, { chunkSize: 0 }), 'options.chunkSize'],
-      ['unknown feed type', () => feeds.addActivity(good, { feedType: 'nope' }), 'options.feedType'],
+      ['unknown feed type', () => feeds.addActivity(good, { feedTypes: ['nope'] }), 'options.feedTypes[0]'],
     ];
     for (const [name, call, field] of cases) {
       const err = await call().then(() => undefined, (e: unknown) => e);

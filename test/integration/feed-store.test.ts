@@ -23,17 +23,17 @@ async function addActivities(owner: string, n: number, prefix: string) {
   for (let i = 1; i <= n; i++) {
     const id = `${prefix}${String(i).padStart(3, '0')}`;
     await store.storeActivity({ _id: id, actor: 'someone', verb: 'post', object: `o${i}`, time: new Date(i * 1000) });
-    await store.addToFeeds('timeline', [owner], id, new Date(i * 1000));
+    await store.addToFeeds('timeline', [owner], { id: id, actor: 'actor-1', time: new Date(i * 1000) });
   }
 }
 
 describe('FeedStore', () => {
   it('writes entries in one batch, reads them back newest first, and counts a rewrite as unchanged', async () => {
     await store.storeActivity({ _id: 'w1', actor: 'ann', verb: 'pin', object: 'p1', time: new Date(5000) });
-    const first = await store.addToFeeds('user', ['bob', 'cat', 'dan'], 'w1', new Date(5000));
+    const first = await store.addToFeeds('user', ['bob', 'cat', 'dan'], { id: 'w1', actor: 'actor-1', time: new Date(5000) });
     expect(first).toEqual({ changed: 3, unchanged: 0, trimmed: 0 });
     // A retried chunk where one entry is new and three were written before.
-    const again = await store.addToFeeds('user', ['bob', 'cat', 'dan', 'eve'], 'w1', new Date(5000));
+    const again = await store.addToFeeds('user', ['bob', 'cat', 'dan', 'eve'], { id: 'w1', actor: 'actor-1', time: new Date(5000) });
     expect(again).toEqual({ changed: 1, unchanged: 3, trimmed: 0 });
     expect(await store.feed('user').countDocuments({ activityId: 'w1' })).toBe(4);
     const page = await store.readFeed('user', 'cat');
@@ -47,7 +47,7 @@ describe('FeedStore', () => {
     await big.ensureIndexes();
     for (let i = 1; i <= 12; i++) {
       await big.storeActivity({ _id: `pg${i}`, actor: 'x', verb: 'post', object: 'o', time: new Date(i * 1000) });
-      await big.addToFeeds('paged', ['reader'], `pg${i}`, new Date(i * 1000));
+      await big.addToFeeds('paged', ['reader'], { id: `pg${i}`, actor: 'actor-1', time: new Date(i * 1000) });
     }
     const seen: string[] = [];
     let cursor: string | undefined;
@@ -56,7 +56,7 @@ describe('FeedStore', () => {
       seen.push(...page.items.map((i) => i.activityId));
       // A newer activity arrives between page reads: it must not shift the pages being read.
       await big.storeActivity({ _id: `new${round}`, actor: 'x', verb: 'post', object: 'o', time: new Date(100_000 + round) });
-      await big.addToFeeds('paged', ['reader'], `new${round}`, new Date(100_000 + round));
+      await big.addToFeeds('paged', ['reader'], { id: `new${round}`, actor: 'actor-1', time: new Date(100_000 + round) });
       if (!page.nextCursor) break;
       cursor = page.nextCursor;
     }
@@ -74,15 +74,15 @@ describe('FeedStore', () => {
   it('trims on write with the configured chance', async () => {
     const always = new FeedStore(mongo.db, { feeds: { timeline: { maxLength: 5, trimChance: 1 } } });
     await addActivities('auto', 5, 'au');
-    const res = await always.addToFeeds('timeline', ['auto'], 'au999', new Date(999_000));
+    const res = await always.addToFeeds('timeline', ['auto'], { id: 'au999', actor: 'actor-1', time: new Date(999_000) });
     expect(res).toEqual({ changed: 1, unchanged: 0, trimmed: 1 });
     expect(await always.feed('timeline').countDocuments({ owner: 'auto' })).toBe(5);
   });
 
   it('removes entries idempotently', async () => {
-    await store.addToFeeds('user', ['r1', 'r2'], 'rm1', new Date(1));
-    expect(await store.removeFromFeeds('user', ['r1', 'r2', 'r3'], 'rm1')).toEqual({ changed: 2, unchanged: 1, trimmed: 0 });
-    expect(await store.removeFromFeeds('user', ['r1', 'r2'], 'rm1')).toEqual({ changed: 0, unchanged: 2, trimmed: 0 });
+    await store.addToFeeds('user', ['r1', 'r2'], { id: 'rm1', actor: 'actor-1', time: new Date(1) });
+    expect(await store.removeFromFeeds('user', ['r1', 'r2', 'r3'], { id: 'rm1', actor: 'actor-1' })).toEqual({ changed: 2, unchanged: 1, trimmed: 0 });
+    expect(await store.removeFromFeeds('user', ['r1', 'r2'], { id: 'rm1', actor: 'actor-1' })).toEqual({ changed: 0, unchanged: 2, trimmed: 0 });
   });
 
   it('rejects a malformed cursor, an unknown feed type and a bad limit, naming the field', async () => {

@@ -1,10 +1,9 @@
 /** Fanout helpers shared by the workflow and integration tests. */
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Db } from 'mongodb';
-import type { FanoutActivities } from '../../activities';
 import { FeedType } from '../../src/model/constants';
 import { Collections } from '../../src/storage/collections';
-import { createWorkers } from '../../src/worker/workers';
+import { type AllActivities, createWorkers } from '../../src/worker/workers';
 import { workflowBundle } from './env';
 import type { testQueues } from './workers';
 
@@ -19,7 +18,7 @@ export async function fanoutWorkers(
   connection: NativeConnection,
   db: Db,
   queues: ReturnType<typeof testQueues>,
-  wrap?: (a: FanoutActivities) => Partial<FanoutActivities>,
+  wrap?: (a: AllActivities) => Partial<AllActivities>,
 ): Promise<Worker[]> {
   return createWorkers({
     connection,

@@ -1,0 +1,115 @@
+/**
+ * The follow workflow's contract: its input, the follow / unfollow request signal, its state query.
+ * Pure: shared by the workflow, the activities and the client.
+ *
+ * One workflow per (follower, followee) pair, id `follow/<follower>/<followee>`: requests for one
+ * pair are applied one at a time, in the order they arrived, so a follow immediately followed by
+ * an unfollow always ends unfollowed. The client sends each request with signal-with-start.
+ * @module
+ */
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { ValidationError } from '../errors';
+import { checkFeedTypes, checkId, checkInt, checkObject } from './validation';
+
+/** Defaults of {@link FollowOptions}. */
+export const FOLLOW_DEFAULTS = {
+  backfillLimit: 100,
+  backfillBatchSize: 100,
+  notify: true,
+} as const;
+
+/** Upper bound of `backfillLimit`. */
+export const MAX_BACKFILL = 1000;
+
+/** Tuning of a follow. Every field is optional. */
+export interface FollowOptions {
+  /** The followee's most recent activities copied into the follower's feeds (0..1000). @default 100 */
+  backfillLimit?: number;
+  /** Activities copied per backfill activity (1..500). @default 100 */
+  backfillBatchSize?: number;
+  /** Feed types backfilled (and cleaned on unfollow). @default the worker's feed types with `fanout: true` */
+  feedTypes?: string[];
+  /** Tell the followee through the notifier. @default true */
+  notify?: boolean;
+}
+
+/** Input of `followWorkflow`: the pair and the tuning. Requests arrive as signals. */
+export interface FollowWorkflowInput extends FollowOptions {
+  follower: string;
+  followee: string;
+}
+
+/** One follow or unfollow request. */
+export interface FollowRequest {
+  /** True to follow, false to unfollow. */
+  follow: boolean;
+  /** Unique per request (the client makes one); lets a caller see when theirs was applied. */
+  requestId: string;
+  /** When the request was made, epoch ms (the follow's time, and the notification's). */
+  at: number;
+}
+
+/** What the `state` query answers, and what the workflow returns when it has nothing left to do. */
+export interface FollowState {
+  follower: string;
+  followee: string;
+  /** The state after the last applied request; `null` before the first. */
+  following: boolean | null;
+  /** Requests received by this run. */
+  requestsReceived: number;
+  /** Requests applied by this run (superseded ones count as applied: the newest wins). */
+  requestsApplied: number;
+  /** Id of the last applied request. */
+  lastRequestId: string | null;
+  /** Follow transitions that created the edge, and unfollows that removed it (this run). */
+  followed: number;
+  unfollowed: number;
+  /** Activities copied by backfills (this run). */
+  backfilled: number;
+  /** Feed entries / group memberships removed by unfollows (this run). */
+  removedEntries: number;
+}
+
+/** Signal: a follow or unfollow request for the workflow's pair. */
+export const followRequestSignal = defineSignal<[FollowRequest]>('followRequest');
+
+/** Query: the pair's current state. */
+export const followStateQuery = defineQuery<FollowState>('state');
+
+/** Workflow type name of the follow workflow. */
+export const FOLLOW_WORKFLOW_TYPE = 'followWorkflow';
+
+/** Workflow id of a pair's follow workflow. Ids cannot contain `/`, so the id is unambiguous. */
+export function followWorkflowId(follower: string, followee: string): string {
+  return `follow/${follower}/${followee}`;
+}
+
+/** Validates follow options, applying defaults except `feedTypes`. */
+export function resolveFollowOptions(opts: FollowOptions, prefix = ''): Required<Omit<FollowOptions, 'feedTypes'>> & Pick<FollowOptions, 'feedTypes'> {
+  checkObject(prefix ? prefix.slice(0, -1) : 'options', opts);
+  if (opts.notify !== undefined && typeof opts.notify !== 'boolean') throw new ValidationError(`${prefix}notify`, 'must be true or false');
+  return {
+    backfillLimit: checkInt(`${prefix}backfillLimit`, opts.backfillLimit, 0, MAX_BACKFILL, FOLLOW_DEFAULTS.backfillLimit),
+    backfillBatchSize: checkInt(`${prefix}backfillBatchSize`, opts.backfillBatchSize, 1, 500, FOLLOW_DEFAULTS.backfillBatchSize),
+    notify: opts.notify ?? FOLLOW_DEFAULTS.notify,
+    ...(opts.feedTypes === undefined ? {} : { feedTypes: checkFeedTypes(`${prefix}feedTypes`, opts.feedTypes) }),
+  };
+}
+
+/** Validates the workflow input. @throws ValidationError naming the field. */
+export function validateFollowInput(raw: unknown): Required<Omit<FollowWorkflowInput, 'feedTypes'>> & Pick<FollowWorkflowInput, 'feedTypes'> {
+  const input = checkObject('input', raw) as Partial<FollowWorkflowInput>;
+  const follower = checkId('input.follower', input.follower);
+  const followee = checkId('input.followee', input.followee);
+  if (follower === followee) throw new ValidationError('input.followee', `must differ from the follower (a user cannot follow themselves: "${follower}")`);
+  return { follower, followee, ...resolveFollowOptions(input, 'input.') };
+}
+
+/** Validates one request signal. @throws ValidationError naming the field. */
+export function validateFollowRequest(raw: unknown): FollowRequest {
+  const req = checkObject('request', raw) as Partial<FollowRequest>;
+  if (typeof req.follow !== 'boolean') throw new ValidationError('request.follow', 'must be true (follow) or false (unfollow)');
+  const requestId = checkId('request.requestId', req.requestId);
+  if (typeof req.at !== 'number' || !Number.isFinite(req.at)) throw new ValidationError('request.at', 'must be epoch milliseconds');
+  return { follow: req.follow, requestId, at: req.at };
+}
