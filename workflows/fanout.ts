@@ -15,7 +15,6 @@
 import {
   ActivityCancellationType,
   type ActivityOptions,
-  ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
@@ -29,6 +28,7 @@ import {
 } from '@temporalio/workflow';
 import type { FanoutActivities } from '../activities/fanout';
 import { ValidationError, VALIDATION_FAILURE_TYPE } from '../src/errors';
+import { toTemporalFailure } from '../src/model/failures';
 import { FeedType } from '../src/model/constants';
 import {
   type FanoutProgress,
@@ -80,10 +80,7 @@ function validate(raw: FanoutWorkflowInput): ResolvedFanoutInput {
     }
     return input;
   } catch (err) {
-    if (err instanceof ValidationError) {
-      throw ApplicationFailure.create({ message: err.message, type: VALIDATION_FAILURE_TYPE, nonRetryable: true, details: [err.field] });
-    }
-    throw err;
+    throw toTemporalFailure(err);
   }
 }
 

@@ -16,9 +16,10 @@
  * Deterministic: no I/O, clock or randomness here, only Temporal APIs.
  * @module
  */
-import { ApplicationFailure, log, proxyActivities, type RetryPolicy, setHandler, workflowInfo } from '@temporalio/workflow';
+import { log, proxyActivities, type RetryPolicy, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BackfillResult, FollowActivities } from '../activities/follow';
-import { ValidationError, VALIDATION_FAILURE_TYPE } from '../src/errors';
+import { VALIDATION_FAILURE_TYPE } from '../src/errors';
+import { toTemporalFailure } from '../src/model/failures';
 import {
   type FollowRequest,
   followRequestSignal,
@@ -41,20 +42,13 @@ const retry: RetryPolicy = {
 // Each activity is a handful of small writes (a backfill batch: one read and one insert per feed).
 const acts = proxyActivities<FollowActivities>({ startToCloseTimeout: '1 minute', retry });
 
-function nonRetryable(err: unknown): unknown {
-  if (err instanceof ValidationError) {
-    return ApplicationFailure.create({ message: err.message, type: VALIDATION_FAILURE_TYPE, nonRetryable: true, details: [err.field] });
-  }
-  return err;
-}
-
 /** Applies the follow / unfollow requests of one pair; returns the pair's state when idle. */
 export async function followWorkflow(rawInput: FollowWorkflowInput): Promise<FollowState> {
   let input: ReturnType<typeof validateFollowInput>;
   try {
     input = validateFollowInput(rawInput);
   } catch (err) {
-    throw nonRetryable(err);
+    throw toTemporalFailure(err);
   }
   const { follower, followee } = input;
   const feedTypes = input.feedTypes ? { feedTypes: input.feedTypes } : {};

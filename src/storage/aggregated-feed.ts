@@ -127,7 +127,7 @@ export class AggregatedFeed {
     await this.collection.updateMany({ _id: { $in: gone }, actors: actor }, { $pull: { actors: actor }, $inc: { actorCount: -1 } });
   }
 
-  /** Group ids of `owner`'s feed that hold an activity of `actor` (for unfollow). */
+  /** The groups of `owner`'s feed that hold an activity of `actor` (for unfollow). */
   async groupsWithActor(owner: string, actor: string): Promise<GroupDoc[]> {
     return this.collection.find({ owner, actors: actor }).toArray();
   }

@@ -1,0 +1,18 @@
+/**
+ * How a {@link ValidationError} crosses into Temporal: one non-retryable failure shape for
+ * workflows and activities alike. Pure (`@temporalio/common` only), so workflows may import it.
+ * @module
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { ValidationError, VALIDATION_FAILURE_TYPE } from '../errors';
+
+/**
+ * A {@link ValidationError} as a non-retryable `ApplicationFailure` of type `ValidationError`
+ * (retrying bad input cannot help), with the field as its details; anything else unchanged.
+ */
+export function toTemporalFailure(err: unknown): unknown {
+  if (err instanceof ValidationError) {
+    return ApplicationFailure.create({ message: err.message, type: VALIDATION_FAILURE_TYPE, nonRetryable: true, details: [err.field] });
+  }
+  return err;
+}
