@@ -4,3 +4,4 @@
  */
 export * from './fanout';
 export * from './follow';
+export * from './imports';

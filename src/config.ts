@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigurationError, ValidationError } from './errors';
+import { type NetworksConfig, resolveNetworks } from './integrations/network';
 import { DEFAULT_FEEDS, type FeedsConfig, resolveFeeds } from './model/feeds';
 
 /** Connection settings. */
@@ -22,23 +23,41 @@ export interface ConnectionSettings {
    * Give the workers and the app the same file. @default DEFAULT_FEEDS
    */
   feeds: FeedsConfig;
+  /**
+   * Third-party networks the import workers call: the JSON file named by env
+   * `FANOUT_NETWORKS_FILE` (a {@link NetworksConfig} object; error rules' `text` patterns are
+   * substrings there). @default {} (no imports)
+   */
+  networks: NetworksConfig;
+  /** This worker's egress address, the key of `ip` rate limits. Env `FANOUT_EGRESS_IP`. @default 'default' */
+  egressIp: string;
+}
+
+/** Reads a JSON configuration file named by env `variable` and checks it with `check`. @throws ConfigurationError naming the file and the problem. */
+function loadConfigFile<T>(variable: string, file: string, check: (value: T) => unknown): T {
+  let value: T;
+  try {
+    value = JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch (err) {
+    throw new ConfigurationError(`${variable} ${file}: cannot read it as JSON (${(err as Error).message})`);
+  }
+  try {
+    check(value);
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ConfigurationError(`${variable} ${file}: ${err.message}`);
+    throw err;
+  }
+  return value;
 }
 
 /** Reads and validates a feeds configuration file. @throws ConfigurationError naming the file and the problem. */
 export function loadFeedsFile(file: string): FeedsConfig {
-  let feeds: FeedsConfig;
-  try {
-    feeds = JSON.parse(readFileSync(file, 'utf8')) as FeedsConfig;
-  } catch (err) {
-    throw new ConfigurationError(`FANOUT_FEEDS_FILE ${file}: cannot read it as JSON (${(err as Error).message})`);
-  }
-  try {
-    resolveFeeds(feeds);
-  } catch (err) {
-    if (err instanceof ValidationError) throw new ConfigurationError(`FANOUT_FEEDS_FILE ${file}: ${err.message}`);
-    throw err;
-  }
-  return feeds;
+  return loadConfigFile('FANOUT_FEEDS_FILE', file, resolveFeeds);
+}
+
+/** Reads and validates a networks configuration file. @throws ConfigurationError naming the file and the problem. */
+export function loadNetworksFile(file: string): NetworksConfig {
+  return loadConfigFile('FANOUT_NETWORKS_FILE', file, resolveNetworks);
 }
 
 /** Reads {@link ConnectionSettings} from `env`, applying defaults. */
@@ -49,5 +68,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Connectio
     mongodbUri: env.MONGODB_URI || 'mongodb://127.0.0.1:27017/',
     database: env.FANOUT_DB || 'feed_fanout',
     feeds: env.FANOUT_FEEDS_FILE ? loadFeedsFile(env.FANOUT_FEEDS_FILE) : DEFAULT_FEEDS,
+    networks: env.FANOUT_NETWORKS_FILE ? loadNetworksFile(env.FANOUT_NETWORKS_FILE) : {},
+    egressIp: env.FANOUT_EGRESS_IP || 'default',
   };
 }

@@ -43,3 +43,29 @@ export class LocalStackError extends FanoutError {}
 
 /** The `ApplicationFailure.type` used for validation failures, so callers can match on it. */
 export const VALIDATION_FAILURE_TYPE = 'ValidationError';
+
+/**
+ * A third-party network answered with an error, after its error rules classified it. `kind`
+ * says what the caller should do: re-authorise (`expired_credentials`), wait
+ * (`rate_limited`), retry with backoff (`transient`) or give up (`rejected`).
+ */
+export class NetworkApiError extends FanoutError {
+  constructor(
+    message: string,
+    /** Network name, as in its definition. */
+    readonly network: string,
+    /** What the error rules made of the answer. */
+    readonly kind: 'expired_credentials' | 'rate_limited' | 'transient' | 'rejected',
+    /** HTTP status, or undefined when there was no answer (timeout, connection refused). */
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** `ApplicationFailure.type` of failures from expired or revoked credentials: never retried. */
+export const CREDENTIALS_EXPIRED_FAILURE_TYPE = 'CredentialsExpired';
+/** `ApplicationFailure.type` of answers the network will never accept as sent (other 4xx): never retried. */
+export const API_REJECTED_FAILURE_TYPE = 'ApiRequestRejected';
+/** `ApplicationFailure.type` of transient API failures (5xx, timeouts, resets): retried with backoff and jitter. */
+export const API_TRANSIENT_FAILURE_TYPE = 'ApiTransientError';

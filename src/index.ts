@@ -4,6 +4,8 @@
  * - {@link FeedClient}: app-facing API (add/remove activities, read feeds, follow fanouts).
  * - `createWorkers` / the worker command: run the workflows and activities.
  * - {@link FollowerSource}: plug in your own follow graph.
+ * - {@link ImportClient}: third-party imports (friends of a connected account), with shared rate
+ *   limits, per-network error rules and schedules declared in code.
  *
  * @example
  * const feeds = new FeedClient({ temporal, db });
@@ -26,3 +28,10 @@ export * from './storage/collections';
 export * from './storage/feed-store';
 export * from './storage/follow-store';
 export * from './worker/workers';
+export * from './integrations/error-rules';
+export * from './integrations/import-client';
+export * from './integrations/import-store';
+export * from './integrations/network';
+export * from './integrations/rate-limiter';
+export * from './model/imports';
+export * from './schedules/schedules';

@@ -19,7 +19,7 @@
 import { log, proxyActivities, type RetryPolicy, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BackfillResult, FollowActivities } from '../activities/follow';
 import { VALIDATION_FAILURE_TYPE } from '../src/errors';
-import { toTemporalFailure } from '../src/model/failures';
+import { validateOrFail } from '../src/model/failures';
 import {
   type FollowRequest,
   followRequestSignal,
@@ -44,12 +44,7 @@ const acts = proxyActivities<FollowActivities>({ startToCloseTimeout: '1 minute'
 
 /** Applies the follow / unfollow requests of one pair; returns the pair's state when idle. */
 export async function followWorkflow(rawInput: FollowWorkflowInput): Promise<FollowState> {
-  let input: ReturnType<typeof validateFollowInput>;
-  try {
-    input = validateFollowInput(rawInput);
-  } catch (err) {
-    throw toTemporalFailure(err);
-  }
+  const input = validateOrFail(validateFollowInput, rawInput);
   const { follower, followee } = input;
   const feedTypes = input.feedTypes ? { feedTypes: input.feedTypes } : {};
   const state: FollowState = {

@@ -4,3 +4,5 @@
  */
 export { fanoutWorkflow } from './fanout';
 export { followWorkflow } from './follow';
+export { importFriendsWorkflow } from './import-friends';
+export { trickleSyncWorkflow } from './trickle-sync';

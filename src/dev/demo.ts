@@ -7,6 +7,8 @@
 import { Client, Connection } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { FeedClient } from '../client';
+import { ImportClient } from '../integrations/import-client';
+import { DEFAULT_SCHEDULE_PREFIX } from '../schedules/schedules';
 import { settingsFromEnv } from '../config';
 import { FeedType } from '../model/constants';
 import { FeedStore } from '../storage/feed-store';
@@ -72,6 +74,8 @@ async function main(): Promise<void> {
     console.log(`demo: see the run at http://localhost:8233/namespaces/${settings.namespace}/workflows/${workflowId}`);
     console.log(`demo:   or: temporal workflow describe -w ${workflowId} --address ${settings.temporalAddress}`);
     await followDemo(feeds);
+    if (Object.keys(settings.networks).length) await importDemo(new ImportClient({ client: new Client({ connection, namespace: settings.namespace }), db }), settings.temporalAddress);
+    else console.log('\ndemo: no third-party networks configured (FANOUT_NETWORKS_FILE): skipping the import demo');
   } finally {
     await connection.close();
     await mongo.close();
@@ -105,6 +109,34 @@ async function followDemo(feeds: FeedClient): Promise<void> {
     console.log(`demo: erin's notifications: ${g.actors.slice(0, 2).join(', ')}${others > 0 ? ` and ${others} other${others > 1 ? 's' : ''}` : ''} ${g.verb}ed you (${g.seen ? 'seen' : 'new'})`);
   }
   console.log(`demo: erin has ${notes.counts.unseen} unseen, ${notes.counts.unread} unread; marking all seen -> ${JSON.stringify(await (async () => (await feeds.markSeen('erin'), feeds.notificationCounts('erin')))())}`);
+}
+
+/**
+ * Friend imports from the fake social network of `temporal-dev.sh` (see `config/dev-networks.json`):
+ * a small account, a whale (its own queue), an expired token, and LinkedIn-style endless pages.
+ */
+async function importDemo(imports: ImportClient, address: string): Promise<void> {
+  const runs = [
+    { network: 'fakebook', accountId: 'alice', token: 'demo-alice' },
+    { network: 'fakebook', accountId: 'oprah', token: 'demo-oprah' },
+    { network: 'fakebook', accountId: 'mallory', token: 'demo-expired' },
+    { network: 'linkedish', accountId: 'alice', token: 'demo-alice' },
+  ];
+  console.log(`\ndemo: importing friends: ${runs.map((r) => `${r.network}/${r.accountId}`).join(', ')}`);
+  for (const r of runs) {
+    await imports.connectAccount(r.network, r.accountId, r.token);
+    await imports.importFriends(r.network, r.accountId, { whaleThreshold: 10_000 });
+  }
+  await Promise.all(
+    runs.map(async (r) => {
+      const p = await imports.waitForImport(r.network, r.accountId).catch((err: Error) => ({ status: 'failed', message: err.message }) as const);
+      const counts = 'items' in p ? ` [imported ${p.items.imported}, skipped ${p.items.skipped}, failed ${p.items.failed}; ${p.pagesFetched} pages, ${p.rateLimitWaits} rate-limit waits${p.whale ? ', whale queue' : ''}]` : '';
+      console.log(`demo:   ${r.network}/${r.accountId}: ${p.status}: ${p.message}${counts}`);
+    }),
+  );
+  const mallory = await imports.account('fakebook', 'mallory');
+  console.log(`demo: mallory's account needs re-authorisation: ${mallory?.needsReauth} (${mallory?.reauthReason})`);
+  console.log(`demo: schedules declared in code: temporal schedule list --address ${address} (ids start with ${DEFAULT_SCHEDULE_PREFIX})`);
 }
 
 main().catch((err) => {

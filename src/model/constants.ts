@@ -11,6 +11,12 @@ export const TaskQueue = {
   HIGH: 'high-fanout',
   /** Feed writes for inactive (LOW priority) followers. */
   LOW: 'low-fanout',
+  /** Third-party API calls of imports (page fetches and the per-page import). */
+  IMPORT: 'import',
+  /** The same for accounts whose network is above the whale threshold: their own workers. */
+  IMPORT_WHALE: 'import-whale',
+  /** Scheduled polling of networks that cannot push updates: few workers, small batches. */
+  TRICKLE: 'trickle',
 } as const;
 export type TaskQueue = (typeof TaskQueue)[keyof typeof TaskQueue];
 

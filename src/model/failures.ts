@@ -16,3 +16,15 @@ export function toTemporalFailure(err: unknown): unknown {
   }
   return err;
 }
+
+/**
+ * Validates a workflow's raw input with `validate`; a `ValidationError` fails the workflow with
+ * the non-retryable failure of {@link toTemporalFailure}, naming the field.
+ */
+export function validateOrFail<T>(validate: (raw: unknown) => T, raw: unknown): T {
+  try {
+    return validate(raw);
+  } catch (err) {
+    throw toTemporalFailure(err);
+  }
+}

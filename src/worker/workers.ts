@@ -6,10 +6,13 @@
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Db } from 'mongodb';
-import { createFanoutActivities, createFollowActivities } from '../../activities';
+import { createFanoutActivities, createFollowActivities, createImportActivities, type ImportActivitiesDeps } from '../../activities';
 import { ValidationError } from '../errors';
 import type { FollowerSource } from '../followers/follower-source';
 import { MongoFollowerSource } from '../followers/mongo-follower-source';
+import { ImportStore } from '../integrations/import-store';
+import type { NetworksConfig } from '../integrations/network';
+import { SharedRateLimiter } from '../integrations/rate-limiter';
 import { FeedType, TaskQueue } from '../model/constants';
 import { FeedNotifier, type Notifier } from '../notify/notifier';
 import { FeedStore, type FeedStoreOptions } from '../storage/feed-store';
@@ -24,6 +27,11 @@ export interface QueuePlan {
   taskQueue: string;
   /** Activities run at once by this worker. @default 20 */
   concurrency?: number;
+  /**
+   * Temporal's task-queue-wide activity rate limit (activities per second, across every worker
+   * of the queue; enforced by the server). Fits a queue that serves one network. @default none
+   */
+  activitiesPerSecond?: number;
 }
 
 /** Options of {@link createWorkers}. */
@@ -48,32 +56,48 @@ export interface CreateWorkersOptions {
   workflowTaskQueue?: string;
   /** A prebuilt workflow bundle (tests bundle once). @default bundles `workflows/` */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Third-party networks the import activities may call. @default {} */
+  networks?: NetworksConfig;
+  /** Import tuning (egress IP, retry delays); the store, networks and limiter are built here. */
+  imports?: Omit<ImportActivitiesDeps, 'store' | 'networks' | 'limiter'> & { limiter?: SharedRateLimiter };
   /** Wraps the activities, e.g. to observe them in tests. */
   wrapActivities?: (activities: AllActivities) => object;
 }
 
 /** Every activity a worker registers. */
-export type AllActivities = ReturnType<typeof createFanoutActivities> & ReturnType<typeof createFollowActivities>;
+export type AllActivities = ReturnType<typeof createFanoutActivities> & ReturnType<typeof createFollowActivities> & ReturnType<typeof createImportActivities>;
 
-/** Parses `name` or `name=concurrency` (the worker command's `--queue` argument). */
+/** Parses `name`, `name=concurrency` or `name=concurrency@perSecond` (the worker command's `--queue` argument). */
 export function parseQueuePlan(spec: string): QueuePlan {
-  const [taskQueue, concurrency] = spec.split('=');
-  if (!taskQueue) throw new ValidationError('--queue', `must be NAME or NAME=CONCURRENCY, got "${spec}"`);
-  if (concurrency === undefined) return { taskQueue };
+  const [taskQueue, settings] = spec.split('=');
+  if (!taskQueue) throw new ValidationError('--queue', `must be NAME, NAME=CONCURRENCY or NAME=CONCURRENCY@PER_SECOND, got "${spec}"`);
+  if (settings === undefined) return { taskQueue };
+  const [concurrency, perSecond] = settings.split('@');
   const n = Number(concurrency);
   if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ValidationError('--queue', `concurrency of ${taskQueue} must be an integer 1..1000, got "${concurrency}"`);
-  return { taskQueue, concurrency: n };
+  if (perSecond === undefined) return { taskQueue, concurrency: n };
+  const rate = Number(perSecond);
+  if (!Number.isFinite(rate) || rate <= 0) throw new ValidationError('--queue', `activities per second of ${taskQueue} must be a positive number, got "${perSecond}"`);
+  return { taskQueue, concurrency: n, activitiesPerSecond: rate };
 }
 
 /** Creates one worker per queue, sharing one set of activities. Call `ensureIndexes` first. */
 export async function createWorkers(options: CreateWorkersOptions): Promise<Worker[]> {
   const workflowQueue = options.workflowTaskQueue ?? TaskQueue.WORKFLOWS;
-  const queues = options.queues ?? [{ taskQueue: workflowQueue }, { taskQueue: TaskQueue.HIGH }, { taskQueue: TaskQueue.LOW }];
+  // Import queues only when there are networks to call: a fanout-only deployment needs none.
+  const importQueues = Object.keys(options.networks ?? {}).length ? [TaskQueue.IMPORT, TaskQueue.IMPORT_WHALE, TaskQueue.TRICKLE].map((taskQueue) => ({ taskQueue })) : [];
+  const queues = options.queues ?? [{ taskQueue: workflowQueue }, { taskQueue: TaskQueue.HIGH }, { taskQueue: TaskQueue.LOW }, ...importQueues];
   const store = new FeedStore(options.db, options.feedStore);
   const notifier = options.notifier === undefined ? (store.feeds.has(FeedType.NOTIFICATION) ? new FeedNotifier(store) : undefined) : (options.notifier ?? undefined);
   const activities: AllActivities = {
     ...createFanoutActivities({ store, followers: options.followers ?? new MongoFollowerSource(options.db) }),
     ...createFollowActivities({ store, follows: new FollowStore(options.db), notifier }),
+    ...createImportActivities({
+      ...options.imports,
+      store: new ImportStore(options.db),
+      networks: options.networks ?? {},
+      limiter: options.imports?.limiter ?? new SharedRateLimiter(options.db),
+    }),
   };
   const registered = options.wrapActivities ? options.wrapActivities(activities) : activities;
   return Promise.all(
@@ -84,6 +108,7 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Work
         taskQueue: plan.taskQueue,
         activities: registered,
         maxConcurrentActivityTaskExecutions: plan.concurrency ?? 20,
+        ...(plan.activitiesPerSecond ? { maxTaskQueueActivitiesPerSecond: plan.activitiesPerSecond } : {}),
         // Only the workflow queue runs workflows; the fanout queues are activity-only.
         ...(plan.taskQueue === workflowQueue
           ? options.workflowBundle

@@ -354,7 +354,8 @@ export async function startFakeNetwork(options: FakeNetworkOptions = {}): Promis
     };
     switch (`${req.method} ${url.pathname}`) {
       case 'GET /v1/me':
-        return json(200, { id: account.userId });
+        // Like Twitter's `friends_count` or Facebook's `summary.total_count`: the size, before paging.
+        return json(200, { id: account.userId, friends_count: total });
       case 'GET /v1/friends/offset': {
         const offset = pageParam(url, 'offset', 0, 0);
         if (offset === undefined) return badParam('Param offset must be a non-negative integer');

@@ -1,0 +1,224 @@
+/**
+ * Rate limits shared by every worker process, kept in MongoDB.
+ *
+ * A limit is not a per-worker setting: two processes with "10 per second" each send 20. Here
+ * every request first takes a numbered *grant* of its bucket (e.g. `fakebook:token:alice`) in
+ * MongoDB, and grants are what the limit counts.
+ *
+ * **Why a ledger of inserts.** Grant `n` of a bucket is a document with `_id` `bucket#n`,
+ * created by `insertOne`. A unique `_id` is the one atomic primitive every MongoDB-wire store
+ * has: of several workers racing for grant `n`, exactly one insert succeeds. (Conditional
+ * updates such as "`$inc` if `count < limit`" are not atomic on FerretDB 1.24: 60 concurrent
+ * ones granted 18 of 10 in a probe.) Before inserting grant `n`:
+ * - a known limit of `L` per `W` ms checks that grant `n - L` is at least `W` (+ a margin) old,
+ *   so any `L + 1` consecutive grants span more than `W`: no window of `W` ever holds more than `L`;
+ * - an adaptive limit at rate `r` checks that grant `n - 1` is at least `1000 / r` ms old.
+ * When the check fails the caller gets the time to wait, and waits on a durable timer in the
+ * workflow rather than in the activity.
+ *
+ * A bucket's *state* document keeps a hint of the newest grant number, an adaptive rate, and a
+ * `blockedUntil` set when the network answered "rate limited": these are plain updates, and a
+ * lost update only costs speed (a stale hint is corrected by the duplicate-key walk), never
+ * correctness.
+ *
+ * Clocks: grant times are the worker's `Date.now()`. Workers on different machines should run
+ * NTP; `marginMs` absorbs the gap between taking a grant and the request reaching the network.
+ * @module
+ */
+import type { Collection, Db } from 'mongodb';
+import { StoreError } from '../errors';
+import type { AdaptiveRateLimit, KnownRateLimit } from './network';
+
+/** A grant: one request's right to go. */
+interface GrantDoc {
+  _id: string;
+  bucket: string;
+  seq: number;
+  at: number;
+}
+
+/** Per-bucket state; every field is a hint or a heuristic (see the module comment). */
+interface BucketStateDoc {
+  _id: string;
+  head?: number;
+  blockedUntil?: number;
+  ratePerSecond?: number;
+  lastDecreaseAt?: number;
+}
+
+/** One bucket a request must take a grant of. */
+export interface BucketRequest {
+  /** Bucket id, e.g. `fakebook:token:alice`. */
+  id: string;
+  /** A known limit, or an adaptive one. */
+  limit: KnownRateLimit | (AdaptiveRateLimit & { adaptive: true });
+}
+
+/** Answer of {@link SharedRateLimiter.acquire}. */
+export type AcquireResult = { granted: true } | { granted: false; waitMs: number; bucket: string; reason: string };
+
+/** Options of {@link SharedRateLimiter}. */
+export interface SharedRateLimiterOptions {
+  /**
+   * Extra spacing added to every known window, for the time between taking a grant and the
+   * request reaching the network (and clock skew between workers). @default 100
+   */
+  marginMs?: number;
+  /** Collection name prefix. @default 'rate_limit' (collections `rate_limit_grants`, `rate_limit_state`) */
+  collectionPrefix?: string;
+  /** Clock, for tests. @default Date.now */
+  now?: () => number;
+}
+
+const ADAPTIVE_DEFAULTS = { initialPerSecond: 2, minPerSecond: 0.2, maxPerSecond: 50, increasePerSecond: 0.25, decreaseFactor: 0.5 };
+
+const isDuplicateKey = (err: unknown): boolean => (err as { code?: number })?.code === 11000;
+
+/** See the module comment. One instance per process is enough; it holds no state of its own but hints. */
+export class SharedRateLimiter {
+  private readonly grants: Collection<GrantDoc>;
+  private readonly state: Collection<BucketStateDoc>;
+  private readonly marginMs: number;
+  private readonly now: () => number;
+  /** Newest grant number this process has seen per bucket: saves walking from the stored hint. */
+  private readonly heads = new Map<string, number>();
+
+  constructor(db: Db, options: SharedRateLimiterOptions = {}) {
+    const prefix = options.collectionPrefix ?? 'rate_limit';
+    this.grants = db.collection<GrantDoc>(`${prefix}_grants`);
+    this.state = db.collection<BucketStateDoc>(`${prefix}_state`);
+    this.marginMs = options.marginMs ?? 100;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Takes one grant of every bucket, or says how long to wait. Buckets are checked first and
+   * granted after, so a denial rarely costs another bucket a grant; when it does (a race lost
+   * between check and insert), the spent grant only makes the limiter stricter.
+   */
+  async acquire(buckets: readonly BucketRequest[]): Promise<AcquireResult> {
+    try {
+      const states = new Map<string, BucketStateDoc | null>();
+      for (const bucket of buckets) {
+        const state = await this.state.findOne({ _id: bucket.id });
+        states.set(bucket.id, state);
+        const wait = await this.check(bucket, state, this.head(bucket.id, state) + 1);
+        if (wait) return wait;
+      }
+      for (const bucket of buckets) {
+        const wait = await this.take(bucket, states.get(bucket.id) ?? null);
+        if (wait) return wait;
+      }
+      return { granted: true };
+    } catch (err) {
+      throw new StoreError(`rate limiter: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * The network said "rate limited": every worker waits `retryAfterMs` (or, without one, one
+   * interval at the lowered rate, at least `fallbackMs`), and adaptive buckets lower their rate.
+   * Returns how long the caller should wait.
+   */
+  async rateLimited(buckets: readonly BucketRequest[], retryAfterMs: number | undefined, fallbackMs = 1000): Promise<number> {
+    const now = this.now();
+    let waitMs = retryAfterMs ?? fallbackMs;
+    for (const bucket of buckets) {
+      const state = await this.state.findOne({ _id: bucket.id });
+      const set: Partial<BucketStateDoc> = {};
+      if ('adaptive' in bucket.limit) {
+        const o = { ...ADAPTIVE_DEFAULTS, ...bucket.limit };
+        const rate = this.rate(bucket, state);
+        // One decrease per burst: answers to requests sent before the last decrease say nothing new.
+        if (state?.lastDecreaseAt === undefined || now - state.lastDecreaseAt >= 1000 / rate) {
+          const lowered = Math.max(o.minPerSecond, rate * o.decreaseFactor);
+          set.ratePerSecond = lowered;
+          set.lastDecreaseAt = now;
+          if (retryAfterMs === undefined) waitMs = Math.max(waitMs, Math.ceil(1000 / lowered));
+        }
+      }
+      await this.state.updateOne({ _id: bucket.id }, { $set: set, $max: { blockedUntil: now + waitMs } }, { upsert: true });
+    }
+    return waitMs;
+  }
+
+  /** A request went through: adaptive buckets raise their rate a little. */
+  async succeeded(buckets: readonly BucketRequest[]): Promise<void> {
+    for (const bucket of buckets) {
+      if (!('adaptive' in bucket.limit)) continue;
+      const o = { ...ADAPTIVE_DEFAULTS, ...bucket.limit };
+      const state = await this.state.findOne({ _id: bucket.id });
+      const raised = Math.min(o.maxPerSecond, this.rate(bucket, state) + o.increasePerSecond);
+      await this.state.updateOne({ _id: bucket.id }, { $set: { ratePerSecond: raised } }, { upsert: true });
+    }
+  }
+
+  /** The current adaptive rate of a bucket (requests per second), for progress and tests. */
+  async currentRate(bucket: BucketRequest): Promise<number | undefined> {
+    if (!('adaptive' in bucket.limit)) return undefined;
+    return this.rate(bucket, await this.state.findOne({ _id: bucket.id }));
+  }
+
+  private rate(bucket: BucketRequest, state: BucketStateDoc | null): number {
+    const o = { ...ADAPTIVE_DEFAULTS, ...(bucket.limit as AdaptiveRateLimit) };
+    return Math.min(o.maxPerSecond, Math.max(o.minPerSecond, state?.ratePerSecond ?? o.initialPerSecond));
+  }
+
+  private head(bucket: string, state: BucketStateDoc | null): number {
+    return Math.max(this.heads.get(bucket) ?? 0, state?.head ?? 0);
+  }
+
+  /** Whether grant `seq` may be taken now; a wait if not. */
+  private async check(bucket: BucketRequest, state: BucketStateDoc | null, seq: number): Promise<AcquireResult | undefined> {
+    const now = this.now();
+    if (state?.blockedUntil !== undefined && state.blockedUntil > now) {
+      return { granted: false, waitMs: state.blockedUntil - now, bucket: bucket.id, reason: 'the network asked us to wait' };
+    }
+    const { back, spacingMs } = this.rule(bucket, state);
+    if (seq - back < 1) return undefined;
+    const earlier = await this.grants.findOne({ _id: `${bucket.id}#${seq - back}` });
+    // A missing earlier grant was cleaned up, which only happens to grants far older than the window.
+    if (earlier && now - earlier.at < spacingMs) {
+      return { granted: false, waitMs: earlier.at + spacingMs - now, bucket: bucket.id, reason: 'limit reached' };
+    }
+    return undefined;
+  }
+
+  /** `back`: which earlier grant bounds the next; `spacingMs`: how old it must be. */
+  private rule(bucket: BucketRequest, state: BucketStateDoc | null): { back: number; spacingMs: number } {
+    if ('adaptive' in bucket.limit) return { back: 1, spacingMs: Math.ceil(1000 / this.rate(bucket, state)) };
+    return { back: bucket.limit.limit, spacingMs: bucket.limit.windowMs + this.marginMs };
+  }
+
+  /** Inserts the next grant, walking past grants other workers took meanwhile. */
+  private async take(bucket: BucketRequest, state: BucketStateDoc | null): Promise<AcquireResult | undefined> {
+    let seq = this.head(bucket.id, state) + 1;
+    for (let attempt = 0; ; attempt++) {
+      const wait = await this.check(bucket, state, seq);
+      if (wait) return wait;
+      try {
+        await this.grants.insertOne({ _id: `${bucket.id}#${seq}`, bucket: bucket.id, seq, at: this.now() });
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+        // Someone else took grant `seq`. After a few misses the local hint is far behind: re-read the stored one.
+        seq = attempt % 8 === 7 ? Math.max(seq, (await this.state.findOne({ _id: bucket.id }))?.head ?? 0) + 1 : seq + 1;
+        continue;
+      }
+      this.heads.set(bucket.id, seq);
+      const { back } = this.rule(bucket, state);
+      // Housekeeping off the request's path, so the request leaves right after its grant's time:
+      // the hint (a lost update only costs a longer walk) and two limits' worth of grants kept
+      // (older ones are never read again; one left behind is only garbage).
+      void Promise.all([
+        this.state.updateOne({ _id: bucket.id }, { $max: { head: seq } }, { upsert: true }),
+        seq - 2 * back - 1 >= 1 ? this.grants.deleteOne({ _id: `${bucket.id}#${seq - 2 * back - 1}` }) : undefined,
+      ]).catch(() => undefined);
+      return undefined;
+    }
+  }
+}
+
+/** The bucket id of a limit for a request: `network:key:value`. */
+export function bucketId(network: string, key: string, value: string): string {
+  return `${network}:${key}:${value}`;
+}

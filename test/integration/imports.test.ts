@@ -1,0 +1,339 @@
+/**
+ * Third-party imports end to end: the real Temporal dev server, the MongoDB-wire store, and the
+ * fake social network over real HTTP misbehaving on purpose (rate limits, expired tokens, 5xx,
+ * outages, hung sockets, buggy pagination).
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Db } from 'mongodb';
+import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
+import { ValidationError } from '../../src/errors';
+import { type ImportProgress, importWorkflowId, TRICKLE_WORKFLOW_TYPE, type TrickleSyncResult } from '../../src/model/imports';
+import { friendIds } from '../fake-network/server';
+import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
+import { fakebook, type ImportRig, importRig, type ImportRigOptions } from '../utils/imports';
+
+let temporal: Awaited<ReturnType<typeof devServer>>;
+let mongo: Awaited<ReturnType<typeof freshDb>>;
+let db: Db;
+let bundle: WorkflowBundleWithSourceMap;
+let rig: ImportRig | undefined;
+/** Account ids are unique per run: import workflow ids derive from them, and the dev server outlives a run. */
+const runSuffix = uniqueName('r');
+const id = (name: string): string => `${name}-${runSuffix}`;
+
+beforeAll(async () => {
+  temporal = await devServer();
+  bundle = await workflowBundle();
+});
+afterAll(async () => {
+  await temporal?.close();
+});
+beforeEach(async () => {
+  mongo = await freshDb('imports');
+  db = mongo.db;
+});
+afterEach(async () => {
+  await rig?.close();
+  rig = undefined;
+  await mongo?.drop();
+});
+
+async function start(options: ImportRigOptions): Promise<ImportRig> {
+  rig = await importRig(temporal, db, bundle, options);
+  return rig;
+}
+
+/** Connects `accountId` with `token` and imports; returns the final progress. */
+async function importAll(r: ImportRig, network: string, accountId: string, token: string, options = {}): Promise<ImportProgress> {
+  await r.imports.connectAccount(network, accountId, token);
+  await r.imports.importFriends(network, accountId, options);
+  return r.imports.waitForImport(network, accountId);
+}
+
+/** Asserts the account's imported friends are exactly `userId`'s first `count` friends. */
+async function expectExactlyFriends(r: ImportRig, network: string, accountId: string, userId: string, count: number): Promise<void> {
+  const ids = await r.imports.friendIds(network, accountId);
+  expect(ids.length).toBe(count);
+  expect(new Set(ids)).toEqual(new Set(friendIds(userId, count)));
+}
+
+describe('pagination', () => {
+  it('offset list: imports 2,500 friends exactly once, fetching each page once, across continue-as-new', async () => {
+    const r = await start({ fake: { accounts: [{ token: 't-ann', userId: 'ann', friends: 2500 }] }, networks: (url) => ({ fakebook: fakebook(url) }) });
+    const done = await importAll(r, 'fakebook', id('ann'), 't-ann', { maxPagesPerRun: 10 });
+    expect(done).toMatchObject({ status: 'completed', strategy: 'offset', pagesFetched: 25, pagesImported: 25, whale: false });
+    expect(done.items).toEqual({ imported: 2500, skipped: 0, failed: 0, skippedReasons: {}, failedReasons: {} });
+    expect(done.runs).toBeGreaterThanOrEqual(3); // 25 pages, 10 per run
+    await expectExactlyFriends(r, 'fakebook', id('ann'), 'ann', 2500);
+    // Every page exactly once: nothing lost, nothing fetched twice.
+    const offsets = r.fake.requests({ path: '/v1/friends/offset' });
+    expect(offsets.length).toBe(25);
+    expect((await r.imports.account('fakebook', id('ann')))?.lastImport?.status).toBe('completed');
+    expect(await db.collection('network_import_pages').countDocuments({})).toBe(0);
+
+    // Importing again brings nothing new: every friend is skipped as already imported.
+    const again = await importAll(r, 'fakebook', id('ann'), 't-ann');
+    expect(again.items).toMatchObject({ imported: 0, skipped: 2500, skippedReasons: { 'already imported': 2500 } });
+    await expectExactlyFriends(r, 'fakebook', id('ann'), 'ann', 2500);
+  });
+
+  it('cursor list with 20% random 5xx: every friend exactly once, the failures retried', async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-bo', userId: 'bo', friends: 1234 }], errorRate: 0.2, seed: 7 },
+      networks: (url) => ({ fakebook: fakebook(url, { friends: { path: '/v1/friends/cursor', style: 'cursor' } }) }),
+    });
+    const done = await importAll(r, 'fakebook', id('bo'), 't-bo');
+    expect(done).toMatchObject({ status: 'completed', strategy: 'cursor', pagesFetched: 13 });
+    expect(done.items.imported).toBe(1234);
+    await expectExactlyFriends(r, 'fakebook', id('bo'), 'bo', 1234);
+    const failures = Object.entries(r.fake.stats().byStatus).filter(([s]) => s.startsWith('5')).reduce((n, [, c]) => n + c, 0);
+    expect(failures).toBeGreaterThan(0);
+  });
+
+  it("LinkedIn's endless 1-item pages end with stopped_tiny_pages, no ghost imported", async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-cy', userId: 'cy', friends: 450 }] },
+      networks: (url) => ({
+        linkedish: fakebook(url, { name: 'linkedish', friends: { path: '/v1/friends/buggy', style: 'unknown-size', params: { offset: 'start', limit: 'count' } } }),
+      }),
+    });
+    const done = await importAll(r, 'linkedish', id('cy'), 't-cy', { maxPagesInFlight: 2 });
+    expect(done.status).toBe('stopped_tiny_pages');
+    expect(done.message).toMatch(/short pages past the announced total of 450/);
+    expect(done.items.imported).toBe(450);
+    expect(done.items.skippedReasons['beyond announced total']).toBeGreaterThanOrEqual(3);
+    await expectExactlyFriends(r, 'linkedish', id('cy'), 'cy', 450);
+    // Bounded: the walk stopped within a few pages of the end, not at maxPages.
+    expect(r.fake.requests({ path: '/v1/friends/buggy' }).length).toBeLessThan(12);
+  });
+
+  it('a cursor that repeats ends with stopped_repeated_cursor', async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-di', userId: 'di', friends: 250 }] },
+      networks: (url) => ({ loopy: fakebook(url, { name: 'loopy', friends: { path: '/v1/friends/cursor-loop', style: 'cursor' } }) }),
+    });
+    const done = await importAll(r, 'loopy', id('di'), 't-di');
+    expect(done.status).toBe('stopped_repeated_cursor');
+    expect(done.message).toMatch(/returned cursor .* a second time/);
+    expect(done.items.imported).toBe(250);
+    await expectExactlyFriends(r, 'loopy', id('di'), 'di', 250);
+    expect(r.fake.requests({ path: '/v1/friends/cursor-loop' }).length).toBeLessThanOrEqual(5);
+  });
+
+  it('maxPages ends a long walk with stopped_max_pages', async () => {
+    const r = await start({ fake: { accounts: [{ token: 't-ed', userId: 'ed', friends: 1000 }] }, networks: (url) => ({ fakebook: fakebook(url) }) });
+    const done = await importAll(r, 'fakebook', id('ed'), 't-ed', { maxPages: 3, pageSize: 50 });
+    expect(done.status).toBe('stopped_max_pages');
+    expect(done.message).toMatch(/options.maxPages = 3/);
+    expect(done.items.imported).toBe(150);
+  });
+});
+
+describe('rate limits', () => {
+  it('a known limit holds across two worker processes sharing it through MongoDB', async () => {
+    // 4 requests per second per token, known to the network definition.
+    const limit = { key: 'token' as const, limit: 4, windowMs: 1000 };
+    const users = ['fa', 'gu', 'hal'];
+    const r = await start({
+      fake: { accounts: users.map((u) => ({ token: `t-${u}`, userId: u, friends: 600 })), rateLimits: [{ ...limit, published: false }] },
+      networks: (url) => ({ fakebook: fakebook(url, { rateLimits: [limit] }) }),
+      egressIp: '10.0.0.1',
+    });
+    await r.addWorkerProcess({ egressIp: '10.0.0.2' });
+    const results = await Promise.all(users.map((u) => importAll(r, 'fakebook', id(u), `t-${u}`)));
+    for (const [i, u] of users.entries()) {
+      expect(results[i]!.items.imported).toBe(600);
+      await expectExactlyFriends(r, 'fakebook', id(u), u, 600);
+      // 1 profile + 6 pages per token, at most 4 in any second, though two processes sent them.
+      expect(r.fake.maxInWindow({ key: 'token', value: `t-${u}`, windowMs: 1000 })).toBeLessThanOrEqual(4);
+    }
+    expect(r.fake.requests({ ip: '10.0.0.1' }).length).toBeGreaterThan(0);
+    expect(r.fake.requests({ ip: '10.0.0.2' }).length).toBeGreaterThan(0);
+    expect(r.fake.stats().byStatus['429'] ?? 0).toBe(0);
+    // The limiter made the imports wait, on durable timers visible in the history.
+    expect(results.reduce((n, p) => n + p.rateLimitWaits, 0)).toBeGreaterThan(0);
+    const history = await temporal.client.workflow.getHandle(importWorkflowId('fakebook', id('fa'))).fetchHistory();
+    expect(history.events?.some((e) => e.timerStartedEventAttributes)).toBe(true);
+  });
+
+  it('an unknown limit is learnt adaptively: backs off on 429s and completes', async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-ivy', userId: 'ivy', friends: 1500 }], rateLimits: [{ key: 'token', limit: 4, windowMs: 1000, published: false, retryAfter: false }] },
+      networks: (url) => ({ fakebook: fakebook(url, { adaptiveLimits: [{ key: 'token', initialPerSecond: 20, increasePerSecond: 0.5 }] }) }),
+    });
+    const done = await importAll(r, 'fakebook', id('ivy'), 't-ivy');
+    expect(done.status).toBe('completed');
+    expect(done.items.imported).toBe(1500);
+    await expectExactlyFriends(r, 'fakebook', id('ivy'), 'ivy', 1500);
+    const rejected = r.fake.stats().byStatus['429'] ?? 0;
+    expect(rejected).toBeGreaterThan(0); // it had to find the limit by hitting it
+    // Backing off multiplicatively keeps the rejections to a fraction of the calls (16 needed).
+    expect(rejected).toBeLessThan(16);
+  });
+
+  it('Retry-After is obeyed: one 429 per window at most', async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-jo', userId: 'jo', friends: 1200 }], rateLimits: [{ key: 'token', limit: 5, windowMs: 1000, retryAfter: true }] },
+      networks: (url) => ({ fakebook: fakebook(url) }),
+    });
+    const done = await importAll(r, 'fakebook', id('jo'), 't-jo', { maxPagesInFlight: 1 });
+    expect(done.items.imported).toBe(1200);
+    const rejected = r.fake.stats().byStatus['429'] ?? 0;
+    expect(rejected).toBeGreaterThan(0);
+    // 13 calls at 5 per second: 2 windows run over; waiting as told means about one 429 each.
+    expect(rejected).toBeLessThanOrEqual(4);
+    expect(done.rateLimitWaits).toBeGreaterThanOrEqual(rejected);
+  });
+});
+
+describe('failures', () => {
+  it('expired credentials stop the import at once and mark the account, for every shape of "expired"', async () => {
+    const tokens = ['x1', 'x2', 'x3', 'x4', 'x5', 'x6'];
+    const r = await start({
+      fake: { accounts: [{ token: 'fine', userId: 'kim', friends: 10 }], expiredTokens: tokens },
+      networks: (url) => ({ fakebook: fakebook(url) }),
+    });
+    for (const token of tokens) {
+      const account = id(`u-${token}`);
+      const done = await importAll(r, 'fakebook', account, token);
+      expect(done.status).toBe('needs_reauth');
+      expect(done.message).toMatch(/credentials expired or revoked .* ask the user to reconnect/);
+      const stored = await r.imports.account('fakebook', account);
+      expect(stored).toMatchObject({ needsReauth: true });
+      expect(stored?.reauthReason).toBeTruthy();
+      // At once: the one profile call, never retried.
+      expect(r.fake.requests({ token }).length).toBe(1);
+    }
+    // A marked account (not reconnected) fails fast without calling the network again.
+    await r.imports.importFriends('fakebook', id('u-x1'));
+    expect((await r.imports.waitForImport('fakebook', id('u-x1'))).status).toBe('needs_reauth');
+    expect(r.fake.requests({ token: 'x1' }).length).toBe(1);
+    // Reconnecting clears the mark.
+    await r.imports.connectAccount('fakebook', id('u-x1'), 'fine');
+    expect(await r.imports.account('fakebook', id('u-x1'))).toMatchObject({ needsReauth: false });
+  });
+
+  it('an outage delays the import but it completes, nothing lost or duplicated', async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-lu', userId: 'lu', friends: 1500 }], outage: { afterMs: 200, durationMs: 2500 }, latencyMs: 40 },
+      networks: (url) => ({ fakebook: fakebook(url) }),
+    });
+    const done = await importAll(r, 'fakebook', id('lu'), 't-lu', { maxPagesInFlight: 2 });
+    expect(done.status).toBe('completed');
+    expect(done.items.imported).toBe(1500);
+    await expectExactlyFriends(r, 'fakebook', id('lu'), 'lu', 1500);
+    expect(r.fake.stats().byStatus['503'] ?? 0).toBeGreaterThan(0);
+  });
+
+  it('a hung connection is cut by the request timeout and retried', async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-mo', userId: 'mo', friends: 300 }] },
+      networks: (url) => ({ fakebook: fakebook(url, { requestTimeoutMs: 1000 }) }),
+    });
+    r.fake.hangNext(2);
+    const done = await importAll(r, 'fakebook', id('mo'), 't-mo');
+    expect(done.status).toBe('completed');
+    expect(done.items.imported).toBe(300);
+    expect(r.fake.requests({ status: 'hung' }).length).toBe(2);
+  });
+
+  it('cancelling an import aborts its call in flight', async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-ned', userId: 'ned', friends: 300 }] },
+      // A request timeout far longer than the test: only cancellation can end the hung call.
+      networks: (url) => ({ fakebook: fakebook(url, { requestTimeoutMs: 120_000 }) }),
+    });
+    r.fake.hangNext(100);
+    await r.imports.connectAccount('fakebook', id('ned'), 't-ned');
+    await r.imports.importFriends('fakebook', id('ned'));
+    while (r.fake.requests({ status: 'hung' }).length === 0) await new Promise((ok) => setTimeout(ok, 50));
+    const cancelledAt = Date.now();
+    await r.imports.cancelImport('fakebook', id('ned'));
+    const err = await r.imports.waitForImport('fakebook', id('ned')).catch((e) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    // The workflow waits for its activity to confirm the cancellation, so this bounds the abort.
+    expect(Date.now() - cancelledAt).toBeLessThan(20_000);
+    expect((await r.imports.account('fakebook', id('ned')))?.lastImport?.status).toBe('cancelled');
+  });
+
+  it('bad input gets a clear error naming the field and starts nothing', async () => {
+    const r = await start({ fake: { accounts: [] }, networks: (url) => ({ fakebook: fakebook(url) }) });
+    await expect(r.imports.importFriends('Fake Book', 'a')).rejects.toThrow(ValidationError);
+    await expect(r.imports.importFriends('fakebook', 'a b')).rejects.toMatchObject({ field: 'accountId' });
+    await expect(r.imports.importFriends('fakebook', id('nobody'))).rejects.toMatchObject({ field: 'accountId', message: /no connected fakebook account/ });
+    await r.imports.connectAccount('fakebook', id('ok'), 'tok');
+    await expect(r.imports.importFriends('fakebook', id('ok'), { pageSize: 0 })).rejects.toMatchObject({ field: 'options.pageSize' });
+    await expect(r.imports.importFriends('fakebook', id('ok'), { bogus: 1 } as object)).rejects.toMatchObject({ field: 'options.bogus' });
+    await expect(r.imports.connectAccount('fakebook', id('ok'), '')).rejects.toMatchObject({ field: 'token' });
+    // An unknown network reaches the worker (a client cannot know the worker's config): non-retryable, named.
+    await r.imports.connectAccount('nosuch', id('ok'), 'tok');
+    await r.imports.importFriends('nosuch', id('ok'));
+    const err = await r.imports.waitForImport('nosuch', id('ok')).catch((e) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(String(err.cause?.message)).toMatch(/network "nosuch" is not configured on this worker/);
+    expect(r.fake.stats().total).toBe(0);
+  });
+});
+
+describe('whales and trickles', () => {
+  it('a whale import on its own queue does not delay a small import (bound: done before the whale is half way, and within 10 s)', async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-whale', userId: 'whale', friends: 6000 }, { token: 't-minnow', userId: 'minnow', friends: 300 }], latencyMs: 100 },
+      networks: (url) => ({ fakebook: fakebook(url) }),
+      concurrency: 2,
+      whaleConcurrency: 2,
+      defaults: { whaleThreshold: 1000 },
+    });
+    await r.imports.connectAccount('fakebook', id('whale'), 't-whale');
+    await r.imports.connectAccount('fakebook', id('minnow'), 't-minnow');
+    // The whale keeps 10 pages in flight: on a shared queue they would sit ahead of the minnow's.
+    await r.imports.importFriends('fakebook', id('whale'), { maxPagesInFlight: 10 });
+    while ((await r.imports.getImportProgress('fakebook', id('whale'))).pagesFetched < 2) await new Promise((ok) => setTimeout(ok, 50));
+    const started = Date.now();
+    await r.imports.importFriends('fakebook', id('minnow'));
+    const minnow = await r.imports.waitForImport('fakebook', id('minnow'));
+    const tookMs = Date.now() - started;
+    const whale = await r.imports.getImportProgress('fakebook', id('whale'));
+
+    expect(minnow).toMatchObject({ status: 'completed', whale: false, taskQueue: r.queues.import });
+    expect(minnow.items.imported).toBe(300);
+    expect(whale).toMatchObject({ status: 'running', whale: true, taskQueue: r.queues.whale, networkSize: 6000 });
+    expect(whale.pagesFetched).toBeLessThan(30);
+    expect(tookMs).toBeLessThan(10_000);
+    const done = await r.imports.waitForImport('fakebook', id('whale'));
+    expect(done.items.imported).toBe(6000);
+    await expectExactlyFriends(r, 'fakebook', id('whale'), 'whale', 6000);
+  });
+
+  it('a trickle round imports the stalest accounts of networks that cannot push, then leaves fresh ones alone', async () => {
+    const r = await start({
+      fake: { accounts: ['p1', 'p2', 'p3'].map((u) => ({ token: `t-${u}`, userId: u, friends: 120 })) },
+      networks: (url) => ({
+        pollnet: fakebook(url, { name: 'pollnet', canPush: false }),
+        pushnet: fakebook(url, { name: 'pushnet', canPush: true }),
+      }),
+    });
+    await r.imports.connectAccount('pollnet', id('p1'), 't-p1');
+    await r.imports.connectAccount('pollnet', id('p2'), 't-p2');
+    await r.imports.connectAccount('pushnet', id('p3'), 't-p3');
+    const round = (staleAfterMs: number): Promise<TrickleSyncResult> =>
+      temporal.client.workflow.execute(TRICKLE_WORKFLOW_TYPE, {
+        taskQueue: r.queues.workflow,
+        workflowId: uniqueName('trickle'),
+        args: [{ mode: 'trickle', batchSize: 5, staleAfterMs, taskQueue: r.queues.trickle, importOptions: { whaleTaskQueue: r.queues.whale } }],
+      });
+    const first = await round(60_000);
+    expect(first).toMatchObject({ accounts: 2, byStatus: { completed: 2 } });
+    expect(first.items.imported).toBe(240);
+    await expectExactlyFriends(r, 'pollnet', id('p1'), 'p1', 120);
+    expect(await r.imports.friendIds('pushnet', id('p3'))).toEqual([]);
+    // The calls ran on the trickle queue.
+    const history = await temporal.client.workflow.getHandle(importWorkflowId('pollnet', id('p1'))).fetchHistory();
+    const queues = new Set(history.events?.flatMap((e) => e.activityTaskScheduledEventAttributes?.taskQueue?.name ?? []));
+    expect(queues).toEqual(new Set([r.queues.trickle]));
+    // Synced a moment ago: not stale yet.
+    expect(await round(60_000)).toMatchObject({ accounts: 0 });
+  });
+});
+

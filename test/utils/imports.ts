@@ -1,0 +1,136 @@
+/** A fake social network, import workers on per-test queues and an ImportClient, for import tests. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { NativeConnection, Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Db } from 'mongodb';
+import { inject } from 'vitest';
+import { FACEBOOK_ERROR_RULES, OAUTH2_ERROR_RULES, TWITTER_ERROR_RULES } from '../../src/integrations/error-rules';
+import { ImportClient } from '../../src/integrations/import-client';
+import type { NetworkDefinition, NetworksConfig } from '../../src/integrations/network';
+import type { ImportOptions } from '../../src/model/imports';
+import { createWorkers } from '../../src/worker/workers';
+import { type FakeNetwork, type FakeNetworkOptions, startFakeNetwork } from '../fake-network/server';
+import { uniqueName } from './env';
+
+/** A network definition for the fake network: Facebook-style errors, offset paging unless overridden. */
+export function fakebook(url: string, overrides: Partial<NetworkDefinition> = {}): NetworkDefinition {
+  return {
+    name: 'fakebook',
+    baseUrl: url,
+    friends: { path: '/v1/friends/offset', style: 'offset' },
+    errorRules: [...FACEBOOK_ERROR_RULES, ...TWITTER_ERROR_RULES, ...OAUTH2_ERROR_RULES],
+    requestTimeoutMs: 3000,
+    ...overrides,
+  };
+}
+
+/** Per-test queue names. */
+export function importQueues(prefix: string) {
+  return { workflow: `${prefix}-wf`, import: `${prefix}-import`, whale: `${prefix}-whale`, trickle: `${prefix}-trickle` };
+}
+
+export interface ImportRig {
+  fake: FakeNetwork;
+  imports: ImportClient;
+  queues: ReturnType<typeof importQueues>;
+  workers: Worker[];
+  /**
+   * A second worker process (the real worker command) serving the import queue: its own
+   * MongoDB connection and limiter, so only the database can make it share rate limits.
+   */
+  addWorkerProcess(options: { egressIp: string }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ImportRigOptions {
+  fake: FakeNetworkOptions;
+  networks: (url: string) => NetworksConfig;
+  /** Activity slots per import worker. @default 4 */
+  concurrency?: number;
+  whaleConcurrency?: number;
+  egressIp?: string;
+  defaults?: ImportOptions;
+}
+
+/** Starts the fake network and workers; call `close()` in a finally. */
+export async function importRig(
+  server: { client: Client; nativeConnection: NativeConnection },
+  db: Db,
+  bundle: WorkflowBundleWithSourceMap,
+  options: ImportRigOptions,
+): Promise<ImportRig> {
+  const fake = await startFakeNetwork(options.fake);
+  const queues = importQueues(uniqueName('imp'));
+  const networks = options.networks(fake.url);
+  const children: ChildProcess[] = [];
+  const workers = await createWorkers({
+      connection: server.nativeConnection,
+      db,
+      networks,
+      workflowTaskQueue: queues.workflow,
+      workflowBundle: bundle,
+      imports: { retryBaseMs: 200, retryMaxMs: 2000, rateLimitFallbackMs: 300, ...(options.egressIp ? { egressIp: options.egressIp } : {}) },
+      queues: [
+        { taskQueue: queues.workflow },
+        { taskQueue: queues.import, concurrency: options.concurrency ?? 4 },
+        { taskQueue: queues.whale, concurrency: options.whaleConcurrency ?? options.concurrency ?? 4 },
+        { taskQueue: queues.trickle, concurrency: 2 },
+      ],
+    });
+  const running: Array<Promise<void>> = workers.map((w) => w.run());
+  const imports = new ImportClient({
+    client: server.client,
+    db,
+    workflowTaskQueue: queues.workflow,
+    defaults: { taskQueue: queues.import, whaleTaskQueue: queues.whale, ...options.defaults },
+  });
+  await imports.store.ensureIndexes();
+  return {
+    fake,
+    imports,
+    queues,
+    workers,
+    async addWorkerProcess({ egressIp }) {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'import-worker-'));
+      const networksFile = path.join(dir, 'networks.json');
+      writeFileSync(networksFile, JSON.stringify(networks));
+      const child = spawn(
+        process.execPath,
+        [require.resolve('tsx/cli'), 'src/worker/main.ts', '--queue', `${queues.import}=4`, '--workflow-queue', `${queues.workflow}-none`, '--no-schedules'],
+        {
+          env: {
+            ...process.env,
+            TEMPORAL_ADDRESS: inject('temporalAddress'),
+            MONGODB_URI: inject('mongodbUri'),
+            FANOUT_DB: db.databaseName,
+            FANOUT_NETWORKS_FILE: networksFile,
+            FANOUT_EGRESS_IP: egressIp,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      children.push(child);
+      let output = '';
+      await new Promise<void>((ready, fail) => {
+        const onData = (chunk: Buffer) => {
+          output += chunk.toString();
+          if (output.includes(': serving ')) ready();
+        };
+        child.stdout!.on('data', onData);
+        child.stderr!.on('data', onData);
+        child.once('exit', (code) => fail(new Error(`worker process exited with ${code} before serving:\n${output}`)));
+      });
+    },
+    async close() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await Promise.allSettled(running);
+      await Promise.all(
+        children.map((child) => new Promise<void>((done) => (child.exitCode !== null ? done() : (child.once('exit', () => done()), child.kill('SIGTERM'))))),
+      );
+      await fake.close();
+    },
+  };
+}

@@ -1,0 +1,329 @@
+/**
+ * `importFriendsWorkflow`: imports one account's friends from a third-party network, page by
+ * page, and knows when the whole tree (page fetches, then each page's import) is done.
+ *
+ * 1. `prepareImport` checks the account and asks the network for its size. Accounts at or above
+ *    `whaleThreshold` are whales: their calls go to the whale queue, served by workers of their
+ *    own, so one whale never delays everybody else's import.
+ * 2. The friend list is walked as its network pages it:
+ *    - `offset`: the first page announces the total, then every other page is fetched at once,
+ *      `maxPagesInFlight` at a time;
+ *    - `cursor`: each page is fetched as soon as the previous one named its cursor, while earlier
+ *      pages are still being imported;
+ *    - `unknown-size`: `maxPagesInFlight` pages in flight until the first empty page.
+ *    Guards end endless walks with a clear status instead of a loop: a cursor seen before, a run
+ *    of short pages past the announced total (LinkedIn's off-by-one), `maxPages`.
+ * 3. Each fetched page is imported by its own activity, which loads the page from MongoDB (the
+ *    fetch activity staged it): no API payload ever passes through the workflow.
+ * Rate-limit waits are durable timers (`sleep`), not retries; they cost no worker slot. Long walks
+ * continue as new, carrying the position and the counters. The `importProgress` query answers at
+ * any time; the workflow returns the same shape with per-outcome counts.
+ *
+ * Deterministic: no I/O, clock or randomness here, only Temporal APIs.
+ * @module
+ */
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  continueAsNew,
+  isCancellation,
+  proxyActivities,
+  type RetryPolicy,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { FetchResult, ImportActivities, ImportRef, PrepareResult, WaitResult } from '../activities/imports';
+import { API_REJECTED_FAILURE_TYPE, CREDENTIALS_EXPIRED_FAILURE_TYPE, VALIDATION_FAILURE_TYPE } from '../src/errors';
+import { validateOrFail } from '../src/model/failures';
+import {
+  addOutcomes,
+  IMPORT_DEFAULTS,
+  type ImportCarry,
+  type ImportFriendsInput,
+  type ImportProgress,
+  importProgressQuery,
+  type ImportStatus,
+  noOutcomes,
+  validateImportInput,
+} from '../src/model/imports';
+
+/** How many recent cursors the repeated-cursor guard remembers across continue-as-new. */
+const RECENT_CURSORS = 50;
+
+function apiActivities(taskQueue: string, maxAttempts: number) {
+  // Retry delays come from the activity (`nextRetryDelay`: exponential with jitter); the policy
+  // bounds the attempts and lists what is never worth retrying.
+  const retry: RetryPolicy = {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: maxAttempts,
+    nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE, CREDENTIALS_EXPIRED_FAILURE_TYPE, API_REJECTED_FAILURE_TYPE],
+  };
+  return proxyActivities<ImportActivities>({
+    taskQueue,
+    // A call is bounded by the network's requestTimeoutMs (10 s by default); the heartbeat
+    // timeout notices a dead worker sooner and carries cancellation to the socket.
+    startToCloseTimeout: '1 minute',
+    heartbeatTimeout: '10 seconds',
+    // A cancelled import returns only once its calls have really stopped.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry,
+  });
+}
+
+function storeActivities(taskQueue: string) {
+  // MongoDB work only: retried with backoff and no attempt limit, so a database outage delays an
+  // import but never loses a page.
+  return proxyActivities<ImportActivities>({
+    taskQueue,
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE, 'PageNotStaged'] },
+  });
+}
+
+type Ending = { status: Exclude<ImportStatus, 'running'>; message: string } | 'continue';
+
+/** Imports the friends of one connected account; see the module comment. */
+export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promise<ImportProgress> {
+  const input = validateOrFail(validateImportInput, rawInput);
+  const { network, accountId, options } = input;
+  const info = workflowInfo();
+  const carry: ImportCarry = input.carry ?? {
+    progress: {
+      network,
+      accountId,
+      importId: `${info.workflowId}/${info.firstExecutionRunId}`,
+      status: 'running',
+      message: 'starting',
+      whale: false,
+      pagesFetched: 0,
+      pagesImported: 0,
+      pagesInFlight: 0,
+      items: noOutcomes(),
+      rateLimitWaits: 0,
+      waitedMs: 0,
+      runs: 0,
+    },
+    nextPage: 0,
+    recentCursors: [],
+    tinyRun: 0,
+  };
+  const p = carry.progress;
+  p.runs++;
+  p.pagesInFlight = 0;
+  setHandler(importProgressQuery, () => p);
+  const ref: ImportRef = { network, accountId, importId: p.importId };
+  const homeQueue = options.taskQueue || IMPORT_DEFAULTS.taskQueue;
+
+  let fatal: unknown;
+  const walkScope = new CancellationScope();
+
+  /** Calls an API activity until it stops asking to wait; each wait is a durable timer. */
+  async function withWaits<T extends { kind: string }>(call: () => Promise<T | WaitResult>): Promise<Exclude<T, WaitResult>> {
+    for (;;) {
+      const result = await call();
+      if (result.kind !== 'wait') return result as Exclude<T, WaitResult>;
+      const { waitMs } = result as WaitResult;
+      p.rateLimitWaits++;
+      p.waitedMs += waitMs;
+      await sleep(Math.max(1, waitMs));
+    }
+  }
+
+  let ending: Ending;
+  try {
+    ending = await walkScope.run(async () => {
+      if (p.strategy === undefined) {
+        const prep = await withWaits<PrepareResult>(() => apiActivities(homeQueue, options.maxAttempts).prepareImport(ref));
+        p.strategy = prep.strategy;
+        p.networkSize = prep.networkSize;
+        p.whale = prep.networkSize !== undefined && prep.networkSize >= options.whaleThreshold;
+        p.taskQueue = p.whale ? options.whaleTaskQueue : options.taskQueue || prep.networkTaskQueue || IMPORT_DEFAULTS.taskQueue;
+        p.pageSize = Math.min(options.pageSize, prep.maxPageSize);
+        p.message = `walking ${p.strategy} pages of ${p.pageSize} on ${p.taskQueue}`;
+      }
+      return walk();
+    });
+  } catch (err) {
+    if (fatal === undefined && !isCancellation(err)) fatal = err;
+    if (fatal === undefined) {
+      // Cancelled from outside: the calls have stopped (WAIT_CANCELLATION_COMPLETED); record it.
+      p.status = 'cancelled';
+      p.message = `cancelled after ${p.pagesFetched} pages`;
+      await CancellationScope.nonCancellable(() => storeActivities(homeQueue).finishImport({ ...ref, status: p.status, message: p.message }));
+      throw err;
+    }
+    ending = describeFailure(fatal);
+  }
+  if (ending === 'continue') {
+    p.message = `continuing as new after ${p.pagesFetched} pages`;
+    await continueAsNew<typeof importFriendsWorkflow>({ network, accountId, options: rawInput.options, carry });
+    throw new Error('unreachable: continueAsNew does not return');
+  }
+  p.status = ending.status;
+  p.message = ending.message;
+  p.pagesInFlight = 0;
+  await storeActivities(homeQueue).finishImport({ ...ref, status: p.status, message: p.message });
+  if (p.status === 'failed') {
+    throw ApplicationFailure.create({ type: 'ImportFailed', nonRetryable: true, message: p.message, details: [p] });
+  }
+  return p;
+
+  function describeFailure(err: unknown): Exclude<Ending, 'continue'> {
+    const cause = (err as { cause?: { type?: string; message?: string } }).cause;
+    const message = cause?.message ?? (err instanceof Error ? err.message : String(err));
+    if (cause?.type === CREDENTIALS_EXPIRED_FAILURE_TYPE) return { status: 'needs_reauth', message };
+    return { status: 'failed', message: `import stopped after ${p.pagesFetched} pages: ${message}` };
+  }
+
+  async function walk(): Promise<Ending> {
+    const api = apiActivities(p.taskQueue!, options.maxAttempts);
+    const store = storeActivities(p.taskQueue!);
+    const pageSize = p.pageSize!;
+    const running = new Set<Promise<void>>();
+    let pagesThisRun = 0;
+    let firstEmpty: number | undefined;
+
+    /** Runs a page task in the background; the first real failure stops the whole walk. */
+    function launch(task: () => Promise<void>): void {
+      p.pagesInFlight++;
+      const promise: Promise<void> = task()
+        .catch((err: unknown) => {
+          if (fatal === undefined && !isCancellation(err)) {
+            fatal = err;
+            walkScope.cancel(); // stop the other calls at once (an expired token fails them all anyway)
+          }
+        })
+        .finally(() => {
+          p.pagesInFlight--;
+          running.delete(promise);
+        });
+      running.add(promise);
+    }
+    async function waitForSlot(): Promise<void> {
+      while (running.size >= options.maxPagesInFlight) await Promise.race(running);
+    }
+    async function drain(): Promise<void> {
+      while (running.size > 0) await Promise.race(running);
+      if (fatal !== undefined) throw fatal;
+    }
+    const fetchPage = (pageNo: number, position: { offset?: number; cursor?: string }) =>
+      withWaits<FetchResult>(() => api.fetchFriendsPage({ ...ref, pageNo, pageSize, ...position }));
+
+    /** Counts a short page past the announced total; true when the run is long enough to stop. */
+    function pastTotal(offset: number, count: number): boolean {
+      if (carry.total === undefined || offset < carry.total) return false;
+      if (count > 0 && count < pageSize) carry.tinyRun++;
+      return true;
+    }
+    async function importPage(pageNo: number, skipReason?: string): Promise<void> {
+      addOutcomes(p.items, await store.importFriendsPage({ ...ref, pageNo, ...(skipReason ? { skipReason } : {}) }));
+      p.pagesImported++;
+    }
+    /** Fetch, then import, one page of an offset list. */
+    async function offsetPage(pageNo: number): Promise<void> {
+      const offset = pageNo * pageSize;
+      const page = await fetchPage(pageNo, { offset });
+      p.pagesFetched++;
+      if (page.total !== undefined && carry.total === undefined) carry.total = page.total;
+      if (page.count === 0) {
+        firstEmpty = Math.min(firstEmpty ?? pageNo, pageNo);
+        return;
+      }
+      // Items past the total the network announced are the off-by-one bug's ghosts: skip them.
+      await importPage(pageNo, pastTotal(offset, page.count) ? 'beyond announced total' : undefined);
+    }
+    /** Whether to stop launching for continue-as-new. */
+    const timeToContinue = (): boolean => pagesThisRun >= options.maxPagesPerRun || workflowInfo().continueAsNewSuggested;
+    const maxPagesEnding = (): Ending => ({
+      status: 'stopped_max_pages',
+      message: `stopped at the page limit (options.maxPages = ${options.maxPages}) after ${p.pagesFetched} pages; raise it if the list is really that long`,
+    });
+    const tinyEnding = (): Ending => ({
+      status: 'stopped_tiny_pages',
+      message: `stopped after ${p.pagesFetched} pages: ${carry.tinyRun} short pages past the announced total of ${carry.total} (the network's pagination does not end); their items were skipped`,
+    });
+    /** Before launching another page: the page limit, then continue-as-new (after the pages in flight). */
+    async function guardsBeforeLaunch(): Promise<Ending | undefined> {
+      if (carry.nextPage >= options.maxPages) {
+        await drain();
+        return maxPagesEnding();
+      }
+      if (timeToContinue()) {
+        await drain();
+        return 'continue';
+      }
+      return undefined;
+    }
+    const completed = (): Ending => ({
+      status: 'completed',
+      message: `imported ${p.items.imported} friends (${p.items.skipped} skipped, ${p.items.failed} failed) in ${p.pagesFetched} pages`,
+    });
+
+    if (p.strategy === 'cursor') {
+      for (;;) {
+        if (fatal !== undefined) break;
+        if (carry.cursor === null) break;
+        const stop = await guardsBeforeLaunch();
+        if (stop) return stop;
+        const pageNo = carry.nextPage++;
+        pagesThisRun++;
+        const page = await fetchPage(pageNo, carry.cursor === undefined ? {} : { cursor: carry.cursor });
+        p.pagesFetched++;
+        if (page.total !== undefined && carry.total === undefined) carry.total = page.total;
+        const skip = pastTotal(p.items.imported + p.items.skipped + p.items.failed, page.count);
+        if (page.count > 0) {
+          await waitForSlot();
+          launch(() => importPage(pageNo, skip ? 'beyond announced total' : undefined));
+        }
+        if (carry.tinyRun >= options.tinyPageRun) {
+          await drain();
+          return tinyEnding();
+        }
+        const next = page.nextCursor ?? null;
+        if (next !== null && (next === carry.cursor || carry.recentCursors.includes(next))) {
+          await drain();
+          return {
+            status: 'stopped_repeated_cursor',
+            message: `stopped after ${p.pagesFetched} pages: the network returned cursor "${next.slice(0, 80)}" a second time (its pagination loops); items up to there are imported`,
+          };
+        }
+        if (carry.cursor !== undefined && carry.cursor !== null) carry.recentCursors = [...carry.recentCursors, carry.cursor].slice(-RECENT_CURSORS);
+        carry.cursor = next;
+      }
+      await drain();
+      return completed();
+    }
+
+    // offset and unknown-size lists
+    if (p.strategy === 'offset' && carry.total === undefined) {
+      // The first page announces the total; without one the list is walked as unknown-size.
+      await offsetPage(carry.nextPage++);
+      pagesThisRun++;
+      if (carry.total === undefined) p.strategy = 'unknown-size';
+    }
+    const knownPages = p.strategy === 'offset' ? Math.ceil((carry.total ?? 0) / pageSize) : Infinity;
+    for (;;) {
+      if (fatal !== undefined) break;
+      if (carry.nextPage >= knownPages || firstEmpty !== undefined) break;
+      if (carry.tinyRun >= options.tinyPageRun) {
+        await drain();
+        return tinyEnding();
+      }
+      const stop = await guardsBeforeLaunch();
+      if (stop) return stop;
+      if (running.size >= options.maxPagesInFlight) {
+        await waitForSlot();
+        continue; // a page that just finished may have ended the list: check again before launching
+      }
+      const pageNo = carry.nextPage++;
+      pagesThisRun++;
+      launch(() => offsetPage(pageNo));
+    }
+    await drain();
+    return carry.tinyRun >= options.tinyPageRun ? tinyEnding() : completed();
+  }
+}
