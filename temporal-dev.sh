@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole fanout stack locally: Temporal dev server + Web UI, FerretDB (MongoDB wire
-# protocol), the workers for every task queue, and a demo fanout.
+# protocol), a fake social network to import friends from, the workers for every task queue
+# (which also reconcile the Temporal Schedules declared in code), and a demo.
 #
 # Usage: ./temporal-dev.sh [command]
 #   run     (default) install what is missing, start everything, run the demo, serve until Ctrl-C
@@ -15,6 +16,8 @@
 #   MONGODB_URI       use this MongoDB instead of starting FerretDB
 #   DEMO_FOLLOWERS    followers of the demo's actor (default 2000)
 #   TEMPORAL_PORT / TEMPORAL_UI_PORT / MONGO_PORT   ports (default 7233 / 8233 / 27017)
+#   FANOUT_NETWORKS_FILE  third-party networks of the workers (default config/dev-networks.json,
+#                         which points at the fake network on 127.0.0.1:7480)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,6 +30,9 @@ TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
 TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
 MONGO_PORT="${MONGO_PORT:-27017}"
 DEMO_FOLLOWERS="${DEMO_FOLLOWERS:-2000}"
+FAKE_NETWORK_PORT=7480           # fixed: config/dev-networks.json names it
+export FANOUT_NETWORKS_FILE="${FANOUT_NETWORKS_FILE:-$ROOT/config/dev-networks.json}"
+PROCESSES="worker-high worker-main fakenet ferretdb temporal"
 
 say() { echo "temporal-dev: $*"; }
 die() { echo "temporal-dev: ERROR: $*" >&2; exit 1; }
@@ -96,12 +102,20 @@ start_servers() {
   fi
 }
 
+start_fake_network() {
+  port_in_use "$FAKE_NETWORK_PORT" && die "port $FAKE_NETWORK_PORT is already in use (the fake social network needs it). Stop what holds it (./temporal-dev.sh down, or: ss -ltnp | grep :$FAKE_NETWORK_PORT)."
+  say "starting the fake social network on http://127.0.0.1:$FAKE_NETWORK_PORT (rate-limited, 3% random failures)"
+  start fakenet node --import tsx test/fake-network/main.ts "$FAKE_NETWORK_PORT"
+  wait_for_port fakenet "$FAKE_NETWORK_PORT" 30
+}
+
 start_workers() {
-  # Two processes, as a small production layout would have: one for the workflows and the
-  # LOW-priority writes, one with more capacity for the HIGH-priority writes.
-  say "starting workers: [fanout, low-fanout=10] and [high-fanout=40]"
-  start worker-main node --import tsx src/worker/main.ts --queue fanout --queue low-fanout=10
-  start worker-high node --import tsx src/worker/main.ts --queue high-fanout=40
+  # Two processes, as a small production layout would have: one for the workflows, the
+  # LOW-priority writes and the imports; one with more capacity for the HIGH-priority writes and
+  # the whales' imports (so a whale never takes the slots everybody else's imports use).
+  say "starting workers: [fanout, low-fanout=10, import=10, trickle=2] and [high-fanout=40, import-whale=4]"
+  start worker-main node --import tsx src/worker/main.ts --queue fanout --queue low-fanout=10 --queue import=10 --queue trickle=2
+  start worker-high node --import tsx src/worker/main.ts --queue high-fanout=40 --queue import-whale=4
   for w in worker-main worker-high; do
     for _ in $(seq 240); do
       grep -q "serving" "$LOG_DIR/$w.log" 2>/dev/null && break
@@ -113,7 +127,7 @@ start_workers() {
 
 stop_all() {
   local stopped=0
-  for name in worker-high worker-main ferretdb temporal; do
+  for name in $PROCESSES; do
     if pid_alive "$name"; then
       kill -TERM "$(cat "$PID_DIR/$name.pid")" 2>/dev/null || true
       stopped=1
@@ -122,11 +136,11 @@ stop_all() {
   # Give them 15 s to stop cleanly, then force.
   for _ in $(seq 60); do
     local alive=0
-    for name in worker-high worker-main ferretdb temporal; do pid_alive "$name" && alive=1; done
+    for name in $PROCESSES; do pid_alive "$name" && alive=1; done
     [ "$alive" = 0 ] && break
     sleep 0.25
   done
-  for name in worker-high worker-main ferretdb temporal; do
+  for name in $PROCESSES; do
     pid_alive "$name" && kill -KILL "$(cat "$PID_DIR/$name.pid")" 2>/dev/null || true
     rm -f "$PID_DIR/$name.pid"
   done
@@ -134,7 +148,7 @@ stop_all() {
 }
 
 run_demo() {
-  say "running the demo: alice pins a photo, fanned out to $DEMO_FOLLOWERS followers"
+  say "running the demo: alice pins a photo, fanned out to $DEMO_FOLLOWERS followers; follows; friend imports"
   node --import tsx src/dev/demo.ts "$DEMO_FOLLOWERS"
   if [ -n "${TEMPORAL_CLI_PATH:-}" ]; then
     say "recent fanout runs (temporal workflow list):"
@@ -149,7 +163,9 @@ temporal-dev: everything is up
   Temporal Web UI     http://localhost:$TEMPORAL_UI_PORT   (filter: FanoutActor="alice")
   Temporal frontend   ${TEMPORAL_ADDRESS}
   MongoDB (FerretDB)  ${MONGODB_URI}  database feed_fanout
-  Workers             fanout + low-fanout, high-fanout   (logs: $LOG_DIR)
+  Fake network        http://127.0.0.1:$FAKE_NETWORK_PORT   (networks: $FANOUT_NETWORKS_FILE)
+  Workers             fanout + low-fanout + import + trickle, high-fanout + import-whale   (logs: $LOG_DIR)
+  Schedules           feed-fanout/trickle-poll, feed-fanout/nightly-resync   (Web UI > Schedules)
   Try                 $TEMPORAL_CLI_PATH workflow list --address $TEMPORAL_ADDRESS
 EOF
 }
@@ -157,19 +173,20 @@ EOF
 cmd="${1:-run}"
 case "$cmd" in
   run)
-    for name in temporal ferretdb worker-main worker-high; do
+    for name in $PROCESSES; do
       pid_alive "$name" && die "the stack is already running in the background (./temporal-dev.sh status); stop it with ./temporal-dev.sh down"
     done
     install_all
     trap 'echo; stop_all; exit 0' INT TERM
     trap 'stop_all' EXIT
     start_servers
+    start_fake_network
     start_workers
     run_demo
     print_where
     echo "temporal-dev: serving until Ctrl-C"
     while true; do
-      for name in temporal ferretdb worker-main worker-high; do
+      for name in $PROCESSES; do
         if [ -f "$PID_DIR/$name.pid" ] && ! pid_alive "$name"; then
           tail -n 20 "$LOG_DIR/$name.log" >&2
           die "$name stopped unexpectedly; see $LOG_DIR/$name.log"
@@ -181,6 +198,7 @@ case "$cmd" in
   up)
     install_all
     start_servers
+    start_fake_network
     start_workers
     run_demo
     print_where
@@ -188,10 +206,10 @@ case "$cmd" in
     ;;
   down) stop_all ;;
   status)
-    for name in temporal ferretdb worker-main worker-high; do
+    for name in $PROCESSES; do
       if pid_alive "$name"; then echo "$name: running (pid $(cat "$PID_DIR/$name.pid"))"; else echo "$name: stopped"; fi
     done
-    for p in "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$MONGO_PORT"; do
+    for p in "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$MONGO_PORT" "$FAKE_NETWORK_PORT"; do
       port_in_use "$p" && echo "port $p: open" || echo "port $p: closed"
     done
     ;;
@@ -201,6 +219,6 @@ case "$cmd" in
     export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}" MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/}"
     run_demo
     ;;
-  -h|--help|help) sed -n '2,20p' "$0" ;;
+  -h|--help|help) sed -n '2,23p' "$0" ;;
   *) die "unknown command '$cmd' (try --help)" ;;
 esac
