@@ -45,6 +45,16 @@ export interface ImportActivitiesDeps {
   retryMaxMs?: number;
   /** Wait after a rate-limit answer without Retry-After (adaptive limits may wait longer). @default 1000 */
   rateLimitFallbackMs?: number;
+  /**
+   * Waits for our own limiter up to this long happen inside the activity (heartbeating,
+   * cancellable), up to `shortWaitBudgetMs` in all; longer ones become durable timers in the
+   * workflow. Why: Temporal timers have about one second of resolution (a 1 ms `sleep` fired
+   * after ~985 ms on the dev server), so sub-second spacing by timer would cap a 20-per-second
+   * limit at a few calls per second. @default 1000
+   */
+  shortWaitMs?: number;
+  /** See `shortWaitMs`. @default 5000 */
+  shortWaitBudgetMs?: number;
 }
 
 /** The network made us (or our limiter made us) wait; call again after `waitMs` on a durable timer. */
@@ -64,6 +74,8 @@ export type PrepareResult =
       maxPageSize: number;
       /** Friend count from the profile, if the network tells. */
       networkSize?: number;
+      /** Time spent waiting for the rate limiter inside the activity. */
+      waitedMs: number;
       /** The network's own queue, if it has one. */
       networkTaskQueue?: string;
     };
@@ -78,6 +90,8 @@ export type FetchResult =
       total?: number;
       /** Cursor lists: the next page's cursor, null at the end. */
       nextCursor?: string | null;
+      /** Time spent waiting for the rate limiter inside the activity. */
+      waitedMs: number;
     };
 
 /** Arguments shared by the import activities. */
@@ -94,6 +108,8 @@ export function createImportActivities(deps: ImportActivitiesDeps) {
   const egressIp = deps.egressIp ?? 'default';
   const retryBaseMs = deps.retryBaseMs ?? 1000;
   const retryMaxMs = deps.retryMaxMs ?? 60_000;
+  const shortWaitMs = deps.shortWaitMs ?? 1000;
+  const shortWaitBudgetMs = deps.shortWaitBudgetMs ?? 5000;
 
   function networkOf(name: string): ResolvedNetwork {
     const network = networks.get(name);
@@ -135,11 +151,20 @@ export function createImportActivities(deps: ImportActivitiesDeps) {
    * The one API call of an activity: limiter, request, classification. Returns the parsed body,
    * or a wait; throws the Temporal failure that fits any other outcome.
    */
-  async function call(network: ResolvedNetwork, account: NetworkAccountDoc, request: Omit<NetworkRequest, 'token' | 'egressIp'>): Promise<{ body: unknown } | WaitResult> {
+  async function call(network: ResolvedNetwork, account: NetworkAccountDoc, request: Omit<NetworkRequest, 'token' | 'egressIp'>): Promise<{ body: unknown; waitedMs: number } | WaitResult> {
     const ctx = Context.current();
     const requestBuckets = buckets(network, account.accountId);
-    const gate = await limiter.acquire(requestBuckets);
-    if (!gate.granted) return { kind: 'wait', waitMs: gate.waitMs, reason: `${gate.bucket}: ${gate.reason}` };
+    let waitedMs = 0;
+    for (;;) {
+      const gate = await limiter.acquire(requestBuckets);
+      if (gate.granted) break;
+      if (gate.waitMs > shortWaitMs || waitedMs + gate.waitMs > shortWaitBudgetMs) {
+        return { kind: 'wait', waitMs: gate.waitMs, reason: `${gate.bucket}: ${gate.reason}` };
+      }
+      ctx.heartbeat();
+      await ctx.sleep(gate.waitMs); // rejects at once if the activity is cancelled
+      waitedMs += gate.waitMs;
+    }
 
     // Heartbeats carry cancellation to the activity; the signal below then aborts the socket.
     ctx.heartbeat();
@@ -159,7 +184,7 @@ export function createImportActivities(deps: ImportActivitiesDeps) {
       case 'ok': {
         await limiter.succeeded(requestBuckets);
         try {
-          return { body: JSON.parse(answer.body) };
+          return { body: JSON.parse(answer.body), waitedMs };
         } catch {
           // A 200 with a broken body is the network's hiccup, not ours: retry it.
           throw ApplicationFailure.create({ type: API_TRANSIENT_FAILURE_TYPE, message: `${what}: answer is not JSON`, nextRetryDelay: backoffMs(ctx.info.attempt) });
@@ -202,6 +227,7 @@ export function createImportActivities(deps: ImportActivitiesDeps) {
         await store.recordProfile(network.name, account.accountId, typeof userId === 'string' || typeof userId === 'number' ? String(userId) : undefined, networkSize);
         return {
           kind: 'ready',
+          waitedMs: result.waitedMs,
           strategy: network.friends.style,
           maxPageSize: network.friends.maxPageSize,
           ...(networkSize !== undefined ? { networkSize } : {}),
@@ -230,6 +256,7 @@ export function createImportActivities(deps: ImportActivitiesDeps) {
         const next = readPath(result.body, fields.nextCursor);
         return {
           kind: 'page',
+          waitedMs: result.waitedMs,
           count: items.length,
           ...(typeof total === 'number' ? { total } : {}),
           ...(network.friends.style === 'cursor' ? { nextCursor: typeof next === 'string' && next !== '' ? next : typeof next === 'number' ? String(next) : null } : {}),

@@ -15,7 +15,8 @@
  *    of short pages past the announced total (LinkedIn's off-by-one), `maxPages`.
  * 3. Each fetched page is imported by its own activity, which loads the page from MongoDB (the
  *    fetch activity staged it): no API payload ever passes through the workflow.
- * Rate-limit waits are durable timers (`sleep`), not retries; they cost no worker slot. Long walks
+ * Rate-limit waits are durable timers (`sleep`), not retries; they cost no worker slot (waits for
+ * our own limiter under a second happen in the activity: Temporal timers have ~1 s resolution). Long walks
  * continue as new, carrying the position and the counters. The `importProgress` query answers at
  * any time; the workflow returns the same shape with per-outcome counts.
  *
@@ -122,10 +123,18 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
   const walkScope = new CancellationScope();
 
   /** Calls an API activity until it stops asking to wait; each wait is a durable timer. */
-  async function withWaits<T extends { kind: string }>(call: () => Promise<T | WaitResult>): Promise<Exclude<T, WaitResult>> {
+  async function withWaits<T extends { kind: string; waitedMs?: number }>(call: () => Promise<T | WaitResult>): Promise<Exclude<T, WaitResult>> {
     for (;;) {
       const result = await call();
-      if (result.kind !== 'wait') return result as Exclude<T, WaitResult>;
+      if (result.kind !== 'wait') {
+        // Short waits for our limiter happened inside the activity; count them too.
+        const waited = (result as { waitedMs?: number }).waitedMs ?? 0;
+        if (waited > 0) {
+          p.rateLimitWaits++;
+          p.waitedMs += waited;
+        }
+        return result as Exclude<T, WaitResult>;
+      }
       const { waitMs } = result as WaitResult;
       p.rateLimitWaits++;
       p.waitedMs += waitMs;

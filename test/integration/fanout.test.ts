@@ -3,21 +3,19 @@
  * (FerretDB unless MONGODB_URI is set), through the app-facing FeedClient.
  */
 import { activityInfo } from '@temporalio/activity';
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type { Db } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import type { FanoutActivities, WriteFeedChunkInput } from '../../activities';
 import { FeedClient } from '../../src/client';
 import { ValidationError } from '../../src/errors';
 import { FanoutOperation, FeedType } from '../../src/model/constants';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
-import { WORKFLOWS_PATH } from '../../src/worker/workers';
 import { devServer, freshDb, uniqueName } from '../utils/env';
 import { fanoutWorkers, timelineOwners as timelineOwnersOf } from '../utils/fanout';
 import { seedFollowers } from '../utils/graph';
+import { startWorkerCommand } from '../utils/worker-process';
 import { testQueues, withWorkers } from '../utils/workers';
 
 let temporal: Awaited<ReturnType<typeof devServer>>;
@@ -223,23 +221,12 @@ const children = new Set<ChildProcess>();
 
 /** Starts the worker command (`src/worker/main.ts`) as its own process on the test's queues. */
 function startWorkerProcess(database: string, queues: ReturnType<typeof testQueues>): ChildProcess {
-  const root = path.resolve(path.dirname(WORKFLOWS_PATH), '..');
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(root, 'src/worker/main.ts'), '--workflow-queue', queues.workflow, '--queue', queues.workflow, '--queue', queues.high, '--queue', queues.low],
-    {
-      cwd: root,
-      env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), MONGODB_URI: inject('mongodbUri'), FANOUT_DB: database },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const worker = startWorkerCommand(database, ['--workflow-queue', queues.workflow, '--queue', queues.workflow, '--queue', queues.high, '--queue', queues.low, '--no-schedules']);
+  const child = worker.child;
   children.add(child);
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  child.on('exit', (code, signal) => {
+  child.on('exit', (code: number | null, signal: NodeJS.Signals | null) => {
     children.delete(child);
-    if (code !== 0 && signal === null) console.error(`worker process exited with ${code}:\n${output}`);
+    if (code !== 0 && signal === null) console.error(`worker process exited with ${code}:\n${worker.output()}`);
   });
   return child;
 }

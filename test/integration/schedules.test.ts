@@ -5,7 +5,8 @@
  * is created paused so nothing fires.
  */
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MongoClient } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ConfigurationError, ValidationError } from '../../src/errors';
 import {
   defaultSchedules,
@@ -16,6 +17,7 @@ import {
   scheduleDeclarationHash,
 } from '../../src/schedules/schedules';
 import { devServer, uniqueName } from '../utils/env';
+import { startWorkerCommand } from '../utils/worker-process';
 
 let temporal: Awaited<ReturnType<typeof devServer>>;
 /** Every prefix a test used, so afterAll can remove whatever is left under it. */
@@ -259,5 +261,28 @@ describe('reconcileSchedules on the dev server', () => {
     expect(() => defaultSchedules({ prefix, trickleBatchSize: 0 })).toThrow(ValidationError);
     expect(await exists(trickle.id)).toBe(false);
     expect(await exists(nightly.id)).toBe(false);
+  });
+});
+
+describe('the worker command', () => {
+  it('reconciles the default schedules when it starts, before serving', async () => {
+    const queue = uniqueName('sched-wq');
+    const database = uniqueName('sched_db').replace(/-/g, '_');
+    const worker = startWorkerCommand(database, ['--workflow-queue', queue, '--queue', queue]);
+    try {
+      await worker.ready;
+      expect(worker.output()).toMatch(/schedules reconciled: \d+ created, \d+ updated, \d+ unchanged, \d+ deleted/);
+      for (const declared of defaultSchedules({ workflowTaskQueue: queue })) {
+        const described = await temporal.client.schedule.getHandle(declared.id).describe();
+        expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'trickleSyncWorkflow', taskQueue: queue, args: declared.args });
+        expect(described.memo?.managedBy).toBe(MANAGED_BY);
+      }
+    } finally {
+      await worker.stop();
+      for (const declared of defaultSchedules()) await temporal.client.schedule.getHandle(declared.id).delete().catch(() => undefined);
+      const mongo = await MongoClient.connect(inject('mongodbUri'));
+      await mongo.db(database).dropDatabase().catch(() => undefined);
+      await mongo.close();
+    }
   });
 });

@@ -93,8 +93,13 @@ describe('parseQueuePlan', () => {
     expect(parseQueuePlan('high-fanout')).toEqual({ taskQueue: 'high-fanout' });
     expect(parseQueuePlan('high-fanout=50')).toEqual({ taskQueue: 'high-fanout', concurrency: 50 });
   });
-  it('rejects a bad concurrency', () => {
+  it('parses NAME=CONCURRENCY@PER_SECOND: a queue-wide activity rate limit', () => {
+    expect(parseQueuePlan('import-fakebook=10@2.5')).toEqual({ taskQueue: 'import-fakebook', concurrency: 10, activitiesPerSecond: 2.5 });
+  });
+  it('rejects a bad concurrency or rate', () => {
     expect(fieldOf(() => parseQueuePlan('high-fanout=0'))).toBe('--queue');
     expect(fieldOf(() => parseQueuePlan('=3'))).toBe('--queue');
+    expect(fieldOf(() => parseQueuePlan('import=3@0'))).toBe('--queue');
+    expect(fieldOf(() => parseQueuePlan('import=3@fast'))).toBe('--queue');
   });
 });

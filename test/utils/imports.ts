@@ -1,12 +1,10 @@
 /** A fake social network, import workers on per-test queues and an ImportClient, for import tests. */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Db } from 'mongodb';
-import { inject } from 'vitest';
 import { FACEBOOK_ERROR_RULES, OAUTH2_ERROR_RULES, TWITTER_ERROR_RULES } from '../../src/integrations/error-rules';
 import { ImportClient } from '../../src/integrations/import-client';
 import type { NetworkDefinition, NetworksConfig } from '../../src/integrations/network';
@@ -14,6 +12,7 @@ import type { ImportOptions } from '../../src/model/imports';
 import { createWorkers } from '../../src/worker/workers';
 import { type FakeNetwork, type FakeNetworkOptions, startFakeNetwork } from '../fake-network/server';
 import { uniqueName } from './env';
+import { startWorkerCommand, type WorkerProcess } from './worker-process';
 
 /** A network definition for the fake network: Facebook-style errors, offset paging unless overridden. */
 export function fakebook(url: string, overrides: Partial<NetworkDefinition> = {}): NetworkDefinition {
@@ -65,7 +64,7 @@ export async function importRig(
   const fake = await startFakeNetwork(options.fake);
   const queues = importQueues(uniqueName('imp'));
   const networks = options.networks(fake.url);
-  const children: ChildProcess[] = [];
+  const children: WorkerProcess[] = [];
   const workers = await createWorkers({
       connection: server.nativeConnection,
       db,
@@ -97,39 +96,17 @@ export async function importRig(
       const dir = mkdtempSync(path.join(os.tmpdir(), 'import-worker-'));
       const networksFile = path.join(dir, 'networks.json');
       writeFileSync(networksFile, JSON.stringify(networks));
-      const child = spawn(
-        process.execPath,
-        [require.resolve('tsx/cli'), 'src/worker/main.ts', '--queue', `${queues.import}=4`, '--workflow-queue', `${queues.workflow}-none`, '--no-schedules'],
-        {
-          env: {
-            ...process.env,
-            TEMPORAL_ADDRESS: inject('temporalAddress'),
-            MONGODB_URI: inject('mongodbUri'),
-            FANOUT_DB: db.databaseName,
-            FANOUT_NETWORKS_FILE: networksFile,
-            FANOUT_EGRESS_IP: egressIp,
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
-      children.push(child);
-      let output = '';
-      await new Promise<void>((ready, fail) => {
-        const onData = (chunk: Buffer) => {
-          output += chunk.toString();
-          if (output.includes(': serving ')) ready();
-        };
-        child.stdout!.on('data', onData);
-        child.stderr!.on('data', onData);
-        child.once('exit', (code) => fail(new Error(`worker process exited with ${code} before serving:\n${output}`)));
+      const worker = startWorkerCommand(db.databaseName, ['--queue', `${queues.import}=4`, '--workflow-queue', `${queues.workflow}-none`, '--no-schedules'], {
+        FANOUT_NETWORKS_FILE: networksFile,
+        FANOUT_EGRESS_IP: egressIp,
       });
+      children.push(worker);
+      await worker.ready;
     },
     async close() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await Promise.allSettled(running);
-      await Promise.all(
-        children.map((child) => new Promise<void>((done) => (child.exitCode !== null ? done() : (child.once('exit', () => done()), child.kill('SIGTERM'))))),
-      );
+      await Promise.all(children.map((child) => child.stop()));
       await fake.close();
     },
   };
