@@ -80,7 +80,9 @@ function storeActivities(taskQueue: string) {
   // import but never loses a page.
   return proxyActivities<ImportActivities>({
     taskQueue,
-    startToCloseTimeout: '1 minute',
+    // One page is one insertMany and one count (seconds even on FerretDB); a worker that dies
+    // mid-page is noticed after this long and the page retried on another.
+    startToCloseTimeout: '20 seconds',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE, 'PageNotStaged'] },
   });
 }
@@ -150,7 +152,8 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
         p.strategy = prep.strategy;
         p.networkSize = prep.networkSize;
         p.whale = prep.networkSize !== undefined && prep.networkSize >= options.whaleThreshold;
-        p.taskQueue = p.whale ? options.whaleTaskQueue : options.taskQueue || prep.networkTaskQueue || IMPORT_DEFAULTS.taskQueue;
+        // A network's own queue (where Temporal's queue-wide rate limit caps it) wins over the generic one.
+        p.taskQueue = p.whale ? options.whaleTaskQueue : prep.networkTaskQueue || options.taskQueue || IMPORT_DEFAULTS.taskQueue;
         p.pageSize = Math.min(options.pageSize, prep.maxPageSize);
         p.message = `walking ${p.strategy} pages of ${p.pageSize} on ${p.taskQueue}`;
       }

@@ -51,7 +51,10 @@ export interface ImportOptions {
   tinyPageRun?: number;
   /** Accounts with at least this many friends are whales: their pages go to `whaleTaskQueue`. @default 5000 */
   whaleThreshold?: number;
-  /** Queue of page fetches and imports. @default 'import' (or the network's own `taskQueue`) */
+  /**
+   * Queue of the profile call, and of the page fetches and imports of networks without a queue of
+   * their own (a network's `taskQueue` wins, so its queue-wide rate limit covers every call). @default 'import'
+   */
   taskQueue?: string;
   /** Queue of whales' page fetches and imports, served by workers of their own. @default 'import-whale' */
   whaleTaskQueue?: string;

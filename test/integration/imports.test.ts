@@ -9,6 +9,7 @@ import type { Db } from 'mongodb';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/errors';
 import { type ImportProgress, importWorkflowId, TRICKLE_WORKFLOW_TYPE, type TrickleSyncResult } from '../../src/model/imports';
+import { ImportStore } from '../../src/integrations/import-store';
 import { friendIds } from '../fake-network/server';
 import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
 import { fakebook, type ImportRig, importRig, type ImportRigOptions } from '../utils/imports';
@@ -193,6 +194,23 @@ describe('rate limits', () => {
   });
 });
 
+describe("Temporal's queue-wide rate limit", () => {
+  it("caps a network that has a queue of its own", async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-oz', userId: 'oz', friends: 600 }] },
+      networks: (url, queues) => ({ fakebook: fakebook(url, { taskQueue: queues.network }) }),
+      networkQueuePerSecond: 2,
+    });
+    const done = await importAll(r, 'fakebook', id('oz'), 't-oz', { maxPagesInFlight: 6 });
+    expect(done).toMatchObject({ status: 'completed', taskQueue: r.queues.network });
+    expect(done.items.imported).toBe(600);
+    // 6 page fetches and 6 page imports on a queue served at 2 activities per second: the fetches,
+    // all launched at once, reach the network spread over seconds instead of together.
+    const pages = r.fake.requests({ path: '/v1/friends/offset' }).map((c) => c.at);
+    expect(pages.at(-1)! - pages[0]!).toBeGreaterThanOrEqual(1500);
+  });
+});
+
 describe('failures', () => {
   it('expired credentials stop the import at once and mark the account, for every shape of "expired"', async () => {
     const tokens = ['x1', 'x2', 'x3', 'x4', 'x5', 'x6'];
@@ -218,6 +236,28 @@ describe('failures', () => {
     // Reconnecting clears the mark.
     await r.imports.connectAccount('fakebook', id('u-x1'), 'fine');
     expect(await r.imports.account('fakebook', id('u-x1'))).toMatchObject({ needsReauth: false });
+  });
+
+  it('a worker process killed mid-import: another finishes it, every friend exactly once, counts exact', async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-pat', userId: 'pat', friends: 3000 }], latencyMs: 100 },
+      networks: (url) => ({ fakebook: fakebook(url) }),
+      importQueueInProcess: false,
+    });
+    const first = await r.addWorkerProcess({ egressIp: '10.0.1.1' });
+    await r.imports.connectAccount('fakebook', id('pat'), 't-pat');
+    await r.imports.importFriends('fakebook', id('pat'), { maxPagesInFlight: 4 });
+    while ((await r.imports.getImportProgress('fakebook', id('pat'))).pagesImported < 5) await new Promise((ok) => setTimeout(ok, 50));
+    expect(await first.stop('SIGKILL')).toBeNull();
+    const killedAt = await r.imports.getImportProgress('fakebook', id('pat'));
+    expect(killedAt.pagesImported).toBeLessThan(30);
+    await r.addWorkerProcess({ egressIp: '10.0.1.2' });
+    const done = await r.imports.waitForImport('fakebook', id('pat'));
+    expect(done.status).toBe('completed');
+    // Pages cut off by the kill were fetched or imported again, yet nothing counts twice.
+    expect(done.items).toEqual({ imported: 3000, skipped: 0, failed: 0, skippedReasons: {}, failedReasons: {} });
+    await expectExactlyFriends(r, 'fakebook', id('pat'), 'pat', 3000);
+    expect(r.fake.requests({ ip: '10.0.1.2' }).length).toBeGreaterThan(0);
   });
 
   it('an outage delays the import but it completes, nothing lost or duplicated', async () => {
@@ -340,6 +380,26 @@ describe('whales and trickles', () => {
     expect(queues).toEqual(new Set([r.queues.trickle]));
     // Synced a moment ago: not stale yet.
     expect(await round(60_000)).toMatchObject({ accounts: 0 });
+  });
+});
+
+describe('ImportStore.importPage', () => {
+  it('a retried page counts its own inserts as imported; a repeat from another page or import as skipped', async () => {
+    const store = new ImportStore(db);
+    await store.ensureIndexes();
+    const items = [...friendIds('q', 5).map((fid) => ({ id: fid, name: fid })), { name: 'no id' }, { id: 'q-f0' }];
+    await store.stagePage('imp-1', 0, items);
+    const first = await store.importPage('net', 'acct', 'imp-1', 0);
+    expect(first).toEqual({ imported: 5, skipped: 1, failed: 1, skippedReasons: { 'duplicate within the page': 1 }, failedReasons: { 'item has no id': 1 } });
+    // The same page again (an activity retried after its writes landed): the same counts.
+    expect(await store.importPage('net', 'acct', 'imp-1', 0)).toEqual(first);
+    // The same friends on another page of the same import (a network repeating itself), or in a later import: skipped.
+    await store.stagePage('imp-1', 1, friendIds('q', 2).map((fid) => ({ id: fid })));
+    expect(await store.importPage('net', 'acct', 'imp-1', 1)).toMatchObject({ imported: 0, skipped: 2, skippedReasons: { 'already imported': 2 } });
+    await store.stagePage('imp-2', 0, friendIds('q', 6).map((fid) => ({ id: fid })));
+    expect(await store.importPage('net', 'acct', 'imp-2', 0)).toMatchObject({ imported: 1, skipped: 5 });
+    expect((await store.friendIds('net', 'acct')).sort()).toEqual(friendIds('q', 6).sort());
+    expect(await store.importPage('net', 'acct', 'imp-3', 0)).toBeUndefined(); // never staged
   });
 });
 

@@ -28,7 +28,7 @@ export function fakebook(url: string, overrides: Partial<NetworkDefinition> = {}
 
 /** Per-test queue names. */
 export function importQueues(prefix: string) {
-  return { workflow: `${prefix}-wf`, import: `${prefix}-import`, whale: `${prefix}-whale`, trickle: `${prefix}-trickle` };
+  return { workflow: `${prefix}-wf`, import: `${prefix}-import`, whale: `${prefix}-whale`, trickle: `${prefix}-trickle`, network: `${prefix}-net` };
 }
 
 export interface ImportRig {
@@ -40,13 +40,17 @@ export interface ImportRig {
    * A second worker process (the real worker command) serving the import queue: its own
    * MongoDB connection and limiter, so only the database can make it share rate limits.
    */
-  addWorkerProcess(options: { egressIp: string }): Promise<void>;
+  addWorkerProcess(options: { egressIp: string }): Promise<WorkerProcess>;
   close(): Promise<void>;
 }
 
 export interface ImportRigOptions {
   fake: FakeNetworkOptions;
-  networks: (url: string) => NetworksConfig;
+  networks: (url: string, queues: ReturnType<typeof importQueues>) => NetworksConfig;
+  /** Temporal's queue-wide activity rate limit on `queues.network`, a queue for one network. @default none */
+  networkQueuePerSecond?: number;
+  /** Whether this process's workers serve the import queue (false leaves it to worker processes). @default true */
+  importQueueInProcess?: boolean;
   /** Activity slots per import worker. @default 4 */
   concurrency?: number;
   whaleConcurrency?: number;
@@ -63,7 +67,7 @@ export async function importRig(
 ): Promise<ImportRig> {
   const fake = await startFakeNetwork(options.fake);
   const queues = importQueues(uniqueName('imp'));
-  const networks = options.networks(fake.url);
+  const networks = options.networks(fake.url, queues);
   const children: WorkerProcess[] = [];
   const workers = await createWorkers({
       connection: server.nativeConnection,
@@ -74,9 +78,10 @@ export async function importRig(
       imports: { retryBaseMs: 200, retryMaxMs: 2000, rateLimitFallbackMs: 300, ...(options.egressIp ? { egressIp: options.egressIp } : {}) },
       queues: [
         { taskQueue: queues.workflow },
-        { taskQueue: queues.import, concurrency: options.concurrency ?? 4 },
+        ...(options.importQueueInProcess === false ? [] : [{ taskQueue: queues.import, concurrency: options.concurrency ?? 4 }]),
         { taskQueue: queues.whale, concurrency: options.whaleConcurrency ?? options.concurrency ?? 4 },
         { taskQueue: queues.trickle, concurrency: 2 },
+        { taskQueue: queues.network, concurrency: 4, ...(options.networkQueuePerSecond ? { activitiesPerSecond: options.networkQueuePerSecond } : {}) },
       ],
     });
   const running: Array<Promise<void>> = workers.map((w) => w.run());
@@ -102,6 +107,7 @@ export async function importRig(
       });
       children.push(worker);
       await worker.ready;
+      return worker;
     },
     async close() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
