@@ -201,8 +201,10 @@ export function createImportActivities(deps: ImportActivitiesDeps) {
       case 'transient': {
         const delay = backoffMs(ctx.info.attempt);
         const cause = answer.status === 0 ? answer.error : `HTTP ${answer.status}`;
-        ctx.log.warn('transient API failure, will retry', { network: network.name, path: request.path, cause, attempt: ctx.info.attempt, retryInMs: delay });
-        throw ApplicationFailure.create({ type: API_TRANSIENT_FAILURE_TYPE, message: `${what}: ${cause} (${verdict.rule}); retrying in ${delay} ms`, nextRetryDelay: delay });
+        // The delay goes to the log only: the message may end up in a "failed" status once the
+        // attempts run out, where "retrying" would mislead.
+        ctx.log.warn('transient API failure', { network: network.name, path: request.path, cause, attempt: ctx.info.attempt, nextRetryInMs: delay });
+        throw ApplicationFailure.create({ type: API_TRANSIENT_FAILURE_TYPE, message: `${what}: ${cause} (${verdict.rule}) on attempt ${ctx.info.attempt}`, nextRetryDelay: delay });
       }
       case 'rejected':
         throw ApplicationFailure.create({
@@ -266,7 +268,9 @@ export function createImportActivities(deps: ImportActivitiesDeps) {
 
     /** Imports a staged page; `skipReason` skips every item of it instead. */
     async importFriendsPage(ref: ImportRef & { pageNo: number; skipReason?: string }): Promise<ItemOutcomes> {
-      const outcomes = await store.importPage(ref.network, ref.accountId, ref.importId, ref.pageNo, ref.skipReason);
+      const network = networks.get(ref.network);
+      const fields = network ? { id: network.friends.fields.id, name: network.friends.fields.name } : undefined;
+      const outcomes = await store.importPage(ref.network, ref.accountId, ref.importId, ref.pageNo, { ...(ref.skipReason ? { skipReason: ref.skipReason } : {}), ...(fields ? { fields } : {}) });
       if (!outcomes) {
         throw ApplicationFailure.create({ type: 'PageNotStaged', nonRetryable: true, message: `import ${ref.importId}: page ${ref.pageNo} was never fetched or already dropped` });
       }

@@ -26,6 +26,7 @@
 import {
   ActivityCancellationType,
   ApplicationFailure,
+  CancelledFailure,
   CancellationScope,
   continueAsNew,
   isCancellation,
@@ -122,7 +123,12 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
   const homeQueue = options.taskQueue || IMPORT_DEFAULTS.taskQueue;
 
   let fatal: unknown;
+  // The walk's API calls run in this scope: the first fatal error (or the workflow's
+  // cancellation) cancels it, stopping every call in flight at once.
   const walkScope = new CancellationScope();
+  // Page tasks in flight. Their page imports run non-cancellably, so that what is counted is
+  // exactly what was written: after a stop, they are drained before the import is finished.
+  const running = new Set<Promise<void>>();
 
   /** Calls an API activity until it stops asking to wait; each wait is a durable timer. */
   async function withWaits<T extends { kind: string; waitedMs?: number }>(call: () => Promise<T | WaitResult>): Promise<Exclude<T, WaitResult>> {
@@ -144,6 +150,14 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
     }
   }
 
+  /** Waits for every page task, whatever happened; never throws. */
+  async function settle(): Promise<void> {
+    while (running.size > 0) await Promise.race(running);
+  }
+  const finish = (): Promise<void> =>
+    // Always recorded, even when the workflow is being cancelled.
+    CancellationScope.nonCancellable(() => storeActivities(homeQueue).finishImport({ ...ref, status: p.status, message: p.message }));
+
   let ending: Ending;
   try {
     ending = await walkScope.run(async () => {
@@ -159,13 +173,18 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
       }
       return walk();
     });
+    // Cancelled between the walk's last check and here: do not carry a cancelled import over.
+    if (ending === 'continue' && CancellationScope.current().consideredCancelled) throw new CancelledFailure('import cancelled');
   } catch (err) {
     if (fatal === undefined && !isCancellation(err)) fatal = err;
+    await CancellationScope.nonCancellable(settle);
+    p.pagesInFlight = 0;
     if (fatal === undefined) {
-      // Cancelled from outside: the calls have stopped (WAIT_CANCELLATION_COMPLETED); record it.
+      // Cancelled from outside: the calls have stopped (WAIT_CANCELLATION_COMPLETED) and the page
+      // imports under way have finished; record it.
       p.status = 'cancelled';
-      p.message = `cancelled after ${p.pagesFetched} pages`;
-      await CancellationScope.nonCancellable(() => storeActivities(homeQueue).finishImport({ ...ref, status: p.status, message: p.message }));
+      p.message = `cancelled after ${p.pagesFetched} pages (${p.items.imported} friends imported)`;
+      await finish();
       throw err;
     }
     ending = describeFailure(fatal);
@@ -178,7 +197,7 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
   p.status = ending.status;
   p.message = ending.message;
   p.pagesInFlight = 0;
-  await storeActivities(homeQueue).finishImport({ ...ref, status: p.status, message: p.message });
+  await finish();
   if (p.status === 'failed') {
     throw ApplicationFailure.create({ type: 'ImportFailed', nonRetryable: true, message: p.message, details: [p] });
   }
@@ -195,15 +214,19 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
     const api = apiActivities(p.taskQueue!, options.maxAttempts);
     const store = storeActivities(p.taskQueue!);
     const pageSize = p.pageSize!;
-    const running = new Set<Promise<void>>();
     let pagesThisRun = 0;
-    let firstEmpty: number | undefined;
 
+    /** Throws the fatal error, or the cancellation, that stopped the walk. */
+    function checkStop(): void {
+      if (fatal !== undefined) throw fatal;
+      if (walkScope.consideredCancelled) throw new CancelledFailure('import cancelled');
+    }
     /** Runs a page task in the background; the first real failure stops the whole walk. */
     function launch(task: () => Promise<void>): void {
       p.pagesInFlight++;
       const promise: Promise<void> = task()
         .catch((err: unknown) => {
+          // A cancelled task is the walk being stopped; `checkStop` reports why.
           if (fatal === undefined && !isCancellation(err)) {
             fatal = err;
             walkScope.cancel(); // stop the other calls at once (an expired token fails them all anyway)
@@ -216,23 +239,32 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
       running.add(promise);
     }
     async function waitForSlot(): Promise<void> {
-      while (running.size >= options.maxPagesInFlight) await Promise.race(running);
+      while (running.size >= options.maxPagesInFlight) {
+        await Promise.race(running);
+        checkStop();
+      }
     }
     async function drain(): Promise<void> {
-      while (running.size > 0) await Promise.race(running);
-      if (fatal !== undefined) throw fatal;
+      await settle();
+      checkStop();
     }
     const fetchPage = (pageNo: number, position: { offset?: number; cursor?: string }) =>
       withWaits<FetchResult>(() => api.fetchFriendsPage({ ...ref, pageNo, pageSize, ...position }));
 
-    /** Counts a short page past the announced total; true when the run is long enough to stop. */
+    /**
+     * Whether a page at `offset` lies past the total the network announced; counts a run of
+     * short pages there (LinkedIn's off-by-one bug), which a full page past the total breaks.
+     */
     function pastTotal(offset: number, count: number): boolean {
       if (carry.total === undefined || offset < carry.total) return false;
       if (count > 0 && count < pageSize) carry.tinyRun++;
+      else if (count >= pageSize) carry.tinyRun = 0;
       return true;
     }
+    /** Imports a fetched page. Not cancellable: once its items are being written, they are counted. */
     async function importPage(pageNo: number, skipReason?: string): Promise<void> {
-      addOutcomes(p.items, await store.importFriendsPage({ ...ref, pageNo, ...(skipReason ? { skipReason } : {}) }));
+      const outcomes = await CancellationScope.nonCancellable(() => store.importFriendsPage({ ...ref, pageNo, ...(skipReason ? { skipReason } : {}) }));
+      addOutcomes(p.items, outcomes);
       p.pagesImported++;
     }
     /** Fetch, then import, one page of an offset list. */
@@ -242,7 +274,9 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
       p.pagesFetched++;
       if (page.total !== undefined && carry.total === undefined) carry.total = page.total;
       if (page.count === 0) {
-        firstEmpty = Math.min(firstEmpty ?? pageNo, pageNo);
+        // Only a list of unknown size ends at its first empty page; with a known total, an empty
+        // page (friends removed meanwhile) is just empty.
+        if (p.strategy === 'unknown-size') carry.endedAt = Math.min(carry.endedAt ?? pageNo, pageNo);
         return;
       }
       // Items past the total the network announced are the off-by-one bug's ghosts: skip them.
@@ -250,26 +284,15 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
     }
     /** Whether to stop launching for continue-as-new. */
     const timeToContinue = (): boolean => pagesThisRun >= options.maxPagesPerRun || workflowInfo().continueAsNewSuggested;
+    const tiny = (): boolean => carry.tinyRun >= options.tinyPageRun;
     const maxPagesEnding = (): Ending => ({
       status: 'stopped_max_pages',
       message: `stopped at the page limit (options.maxPages = ${options.maxPages}) after ${p.pagesFetched} pages; raise it if the list is really that long`,
     });
     const tinyEnding = (): Ending => ({
       status: 'stopped_tiny_pages',
-      message: `stopped after ${p.pagesFetched} pages: ${carry.tinyRun} short pages past the announced total of ${carry.total} (the network's pagination does not end); their items were skipped`,
+      message: `stopped after ${p.pagesFetched} pages: ${carry.tinyRun} short pages in a row past the announced total of ${carry.total} (the network's pagination does not end); their items were skipped`,
     });
-    /** Before launching another page: the page limit, then continue-as-new (after the pages in flight). */
-    async function guardsBeforeLaunch(): Promise<Ending | undefined> {
-      if (carry.nextPage >= options.maxPages) {
-        await drain();
-        return maxPagesEnding();
-      }
-      if (timeToContinue()) {
-        await drain();
-        return 'continue';
-      }
-      return undefined;
-    }
     const completed = (): Ending => ({
       status: 'completed',
       message: `imported ${p.items.imported} friends (${p.items.skipped} skipped, ${p.items.failed} failed) in ${p.pagesFetched} pages`,
@@ -277,21 +300,25 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
 
     if (p.strategy === 'cursor') {
       for (;;) {
-        if (fatal !== undefined) break;
+        checkStop();
         if (carry.cursor === null) break;
-        const stop = await guardsBeforeLaunch();
-        if (stop) return stop;
+        if (carry.nextPage >= options.maxPages || timeToContinue()) {
+          await drain();
+          return carry.nextPage >= options.maxPages ? maxPagesEnding() : 'continue';
+        }
         const pageNo = carry.nextPage++;
         pagesThisRun++;
         const page = await fetchPage(pageNo, carry.cursor === undefined ? {} : { cursor: carry.cursor });
         p.pagesFetched++;
         if (page.total !== undefined && carry.total === undefined) carry.total = page.total;
-        const skip = pastTotal(p.items.imported + p.items.skipped + p.items.failed, page.count);
+        // Position by items fetched (not imported: imports finish in the background).
+        const skip = pastTotal(carry.itemsSeen ?? 0, page.count);
+        carry.itemsSeen = (carry.itemsSeen ?? 0) + page.count;
         if (page.count > 0) {
           await waitForSlot();
           launch(() => importPage(pageNo, skip ? 'beyond announced total' : undefined));
         }
-        if (carry.tinyRun >= options.tinyPageRun) {
+        if (tiny()) {
           await drain();
           return tinyEnding();
         }
@@ -318,15 +345,21 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
       if (carry.total === undefined) p.strategy = 'unknown-size';
     }
     const knownPages = p.strategy === 'offset' ? Math.ceil((carry.total ?? 0) / pageSize) : Infinity;
+    const ended = (): boolean => carry.nextPage >= knownPages || carry.endedAt !== undefined;
     for (;;) {
-      if (fatal !== undefined) break;
-      if (carry.nextPage >= knownPages || firstEmpty !== undefined) break;
-      if (carry.tinyRun >= options.tinyPageRun) {
+      checkStop();
+      if (ended()) break;
+      if (tiny()) {
         await drain();
         return tinyEnding();
       }
-      const stop = await guardsBeforeLaunch();
-      if (stop) return stop;
+      if (carry.nextPage >= options.maxPages || timeToContinue()) {
+        await drain();
+        // The pages in flight may have found the end meanwhile: a list that ended is complete.
+        if (ended()) break;
+        if (tiny()) return tinyEnding();
+        return carry.nextPage >= options.maxPages ? maxPagesEnding() : 'continue';
+      }
       if (running.size >= options.maxPagesInFlight) {
         await waitForSlot();
         continue; // a page that just finished may have ended the list: check again before launching
@@ -336,6 +369,6 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
       launch(() => offsetPage(pageNo));
     }
     await drain();
-    return carry.tinyRun >= options.tinyPageRun ? tinyEnding() : completed();
+    return tiny() ? tinyEnding() : completed();
   }
 }

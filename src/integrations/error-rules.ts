@@ -83,7 +83,8 @@ export const FACEBOOK_ERROR_RULES: readonly ErrorRule[] = [
   { kind: 'rate_limited', description: 'Facebook 17 (user request limit)', json: { 'error.code': 17 } },
   { kind: 'rate_limited', description: 'Facebook 32 (page request limit)', json: { 'error.code': 32 } },
   { kind: 'rate_limited', description: 'Facebook 613 (calls within one hour exceeded)', json: { 'error.code': 613 } },
-  { kind: 'transient', description: 'Facebook 1/2 (temporary API error)', status: [400, 500], json: { 'error.code': 2 } },
+  { kind: 'transient', description: 'Facebook 1 (unknown error, possibly temporary)', status: [400, 500], json: { 'error.code': 1 } },
+  { kind: 'transient', description: 'Facebook 2 (temporary API error)', status: [400, 500], json: { 'error.code': 2 } },
 ];
 
 /** Twitter v1.1 rules. */

@@ -10,6 +10,7 @@
 import { type Collection, type Db, MongoBulkWriteError } from 'mongodb';
 import { type ItemOutcomes, noOutcomes } from '../model/imports';
 import { isDuplicateKey } from '../storage/insert';
+import { readPath } from './network';
 
 /** A user's connection to a network. */
 export interface NetworkAccountDoc {
@@ -123,11 +124,19 @@ export class ImportStore {
    * this import already inserted (on an earlier attempt) still count as imported, items that an
    * earlier import brought in count as skipped.
    *
-   * @param skipReason when given, nothing is imported and every item is skipped for this reason
-   * (e.g. ghost items past the total the network announced).
+   * `options.skipReason`: when given, nothing is imported and every item is skipped for this
+   * reason (e.g. ghost items past the total the network announced). `options.fields`: where the
+   * network puts a friend's id and name (dotted paths). @default { id: 'id', name: 'name' }
    * @returns undefined if the page is not staged (already imported and dropped, or never fetched).
    */
-  async importPage(network: string, accountId: string, importId: string, pageNo: number, skipReason?: string, now = new Date()): Promise<ItemOutcomes | undefined> {
+  async importPage(
+    network: string,
+    accountId: string,
+    importId: string,
+    pageNo: number,
+    options: { skipReason?: string; fields?: { id: string; name: string }; now?: Date } = {},
+  ): Promise<ItemOutcomes | undefined> {
+    const { skipReason, fields = { id: 'id', name: 'name' }, now = new Date() } = options;
     const page = await this.pages.findOne({ _id: `${importId}#${pageNo}` });
     if (!page) return undefined;
     const out = noOutcomes();
@@ -142,7 +151,7 @@ export class ImportStore {
         count('skipped', skipReason);
         continue;
       }
-      const raw = (item as { id?: unknown; name?: unknown } | null)?.id;
+      const raw = readPath(item, fields.id);
       const friendId = typeof raw === 'number' && Number.isFinite(raw) ? String(raw) : raw;
       if (typeof friendId !== 'string' || friendId === '') count('failed', 'item has no id');
       else if (friendId.length > MAX_FRIEND_ID_LENGTH) count('failed', `id longer than ${MAX_FRIEND_ID_LENGTH} characters`);
@@ -150,7 +159,7 @@ export class ImportStore {
         const _id = `${network}:${accountId}:${friendId}`;
         if (docs.has(_id)) count('skipped', 'duplicate within the page');
         else {
-          const name = (item as { name?: unknown }).name;
+          const name = readPath(item, fields.name);
           docs.set(_id, { _id, network, accountId, friendId, ...(typeof name === 'string' ? { name } : {}), importId, pageNo, importedAt: now });
         }
       }

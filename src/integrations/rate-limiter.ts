@@ -194,6 +194,16 @@ export class SharedRateLimiter {
   private async take(bucket: BucketRequest, state: BucketStateDoc | null): Promise<AcquireResult | undefined> {
     let seq = this.head(bucket.id, state) + 1;
     for (let attempt = 0; ; attempt++) {
+      // The newest grants are never cleaned up, so a missing predecessor means our head is stale
+      // (by more than the grants kept): taking `seq` would slot in below the real newest grants
+      // and ignore them. Find the real head in the ledger instead.
+      if (seq > 1 && !(await this.grants.findOne({ _id: `${bucket.id}#${seq - 1}` }, { projection: { _id: 1 } }))) {
+        const newest = await this.grants.find({ bucket: bucket.id }, { projection: { seq: 1 }, sort: { seq: -1 }, limit: 1 }).next();
+        if (newest && newest.seq + 1 !== seq) {
+          seq = newest.seq + 1;
+          continue;
+        }
+      }
       const wait = await this.check(bucket, state, seq);
       if (wait) return wait;
       try {

@@ -45,8 +45,8 @@ export interface ImportOptions {
   /** Guard: stop (status `stopped_max_pages`) after this many pages (1..1,000,000). @default 10000 */
   maxPages?: number;
   /**
-   * Guard: stop (status `stopped_tiny_pages`) after this many pages in a row that are short and
-   * lie past the total the network announced: LinkedIn's endless run of 1-item pages (1..100). @default 3
+   * Guard: stop (status `stopped_tiny_pages`) after this many short pages in a row that lie past
+   * the total the network announced: LinkedIn's endless run of 1-item pages (1..100). @default 3
    */
   tinyPageRun?: number;
   /** Accounts with at least this many friends are whales: their pages go to `whaleTaskQueue`. @default 5000 */
@@ -151,6 +151,10 @@ export interface ImportCarry {
   total?: number;
   /** Short pages in a row past `total`. */
   tinyRun: number;
+  /** Unknown-size lists: the first page found empty (the end of the list). */
+  endedAt?: number;
+  /** Cursor lists: items fetched so far (the position compared with `total`). */
+  itemsSeen?: number;
 }
 
 /** Input of `importFriendsWorkflow`. */

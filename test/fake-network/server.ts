@@ -132,7 +132,7 @@ export interface ExpiredTokenResponse extends CannedResponse {
 
 /**
  * A running fake network. Changeable at run time: error rate, latency, rate limits, outages and
- * hangs (the methods below). Fixed at start: accounts, expired tokens, page size, seed, slow paths.
+ * hangs, expired tokens (the methods below). Fixed at start: accounts, page size, seed, slow paths.
  */
 export interface FakeNetwork {
   /** `http://127.0.0.1:PORT`, no trailing slash. */
@@ -148,6 +148,8 @@ export interface FakeNetwork {
   posts(): CreatedPost[];
   /** The next `n` requests are never answered: their sockets stay open until `close()`. Replaces any earlier count. */
   hangNext(n: number): void;
+  /** From the next request on, `token` is answered as expired (the user revoked the app mid-import). */
+  expireToken(token: string): void;
   /** Every request gets 503 until `endOutage()`. */
   startOutage(): void;
   /** Ends a manual outage and cancels the `outage` option's window. */
@@ -522,6 +524,9 @@ export async function startFakeNetwork(options: FakeNetworkOptions = {}): Promis
       return best;
     },
     posts: () => posts.map((p) => ({ ...p })),
+    expireToken(token) {
+      expired.add(token);
+    },
     hangNext(n) {
       check(isCount(n), 'n', 'must be a non-negative integer');
       hangsLeft = n;

@@ -101,7 +101,7 @@ describe('pagination', () => {
     });
     const done = await importAll(r, 'linkedish', id('cy'), 't-cy', { maxPagesInFlight: 2 });
     expect(done.status).toBe('stopped_tiny_pages');
-    expect(done.message).toMatch(/short pages past the announced total of 450/);
+    expect(done.message).toMatch(/short pages in a row past the announced total of 450/);
     expect(done.items.imported).toBe(450);
     expect(done.items.skippedReasons['beyond announced total']).toBeGreaterThanOrEqual(3);
     await expectExactlyFriends(r, 'linkedish', id('cy'), 'cy', 450);
@@ -120,6 +120,17 @@ describe('pagination', () => {
     expect(done.items.imported).toBe(250);
     await expectExactlyFriends(r, 'loopy', id('di'), 'di', 250);
     expect(r.fake.requests({ path: '/v1/friends/cursor-loop' }).length).toBeLessThanOrEqual(5);
+  });
+
+  it('an unknown-size list that ends before maxPages completes (the pages in flight found the end)', async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-uma', userId: 'uma', friends: 800 }] },
+      networks: (url) => ({ plain: fakebook(url, { name: 'plain', friends: { path: '/v1/friends/offset', style: 'unknown-size' } }) }),
+    });
+    const done = await importAll(r, 'plain', id('uma'), 't-uma', { maxPages: 10, maxPagesInFlight: 4 });
+    expect(done).toMatchObject({ status: 'completed', strategy: 'unknown-size' });
+    expect(done.items.imported).toBe(800);
+    expect((await r.imports.account('plain', id('uma')))?.lastSyncedAt).toBeInstanceOf(Date);
   });
 
   it('maxPages ends a long walk with stopped_max_pages', async () => {
@@ -206,7 +217,9 @@ describe("Temporal's queue-wide rate limit", () => {
     expect(done.items.imported).toBe(600);
     // 6 page fetches and 6 page imports on a queue served at 2 activities per second: the fetches,
     // all launched at once, reach the network spread over seconds instead of together.
-    const pages = r.fake.requests({ path: '/v1/friends/offset' }).map((c) => c.at);
+    // Pages 1-5 are launched together once page 0 has announced the total.
+    const pages = r.fake.requests({ path: '/v1/friends/offset' }).map((c) => c.at).slice(1);
+    expect(pages).toHaveLength(5);
     expect(pages.at(-1)! - pages[0]!).toBeGreaterThanOrEqual(1500);
   });
 });
@@ -258,6 +271,52 @@ describe('failures', () => {
     expect(done.items).toEqual({ imported: 3000, skipped: 0, failed: 0, skippedReasons: {}, failedReasons: {} });
     await expectExactlyFriends(r, 'fakebook', id('pat'), 'pat', 3000);
     expect(r.fake.requests({ ip: '10.0.1.2' }).length).toBeGreaterThan(0);
+  });
+
+  it('a token revoked mid-import stops the import at once, marks the account, and the counts match what was stored', async () => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-rex', userId: 'rex', friends: 3000 }], latencyMs: 100 },
+      networks: (url) => ({ fakebook: fakebook(url) }),
+    });
+    await r.imports.connectAccount('fakebook', id('rex'), 't-rex');
+    await r.imports.importFriends('fakebook', id('rex'), { maxPagesInFlight: 4 });
+    while ((await r.imports.getImportProgress('fakebook', id('rex'))).pagesImported < 3) await new Promise((ok) => setTimeout(ok, 50));
+    r.fake.expireToken('t-rex');
+    const done = await r.imports.waitForImport('fakebook', id('rex'));
+    expect(done.status).toBe('needs_reauth');
+    expect(await r.imports.account('fakebook', id('rex'))).toMatchObject({ needsReauth: true, lastImport: { status: 'needs_reauth' } });
+    // At once: only calls already in flight were answered "expired", none was retried or started after.
+    const calls = r.fake.requests({ token: 't-rex' });
+    const firstExpired = calls.findIndex((c) => c.status !== 200);
+    expect(calls.length - firstExpired).toBeLessThanOrEqual(4);
+    // Exact: what the import reports is what is stored (page imports under way were let finish).
+    expect((await r.imports.friendIds('fakebook', id('rex'))).length).toBe(done.items.imported);
+    expect(done.items.imported).toBeLessThan(3000);
+  });
+
+  it.each([
+    ['in the middle of a run', {}],
+    ['just before a continue-as-new', { maxPagesPerRun: 10 }],
+  ])('cancelling an import mid-walk (%s) stops its calls, records it, and the counts match what was stored', async (_, runOptions) => {
+    const r = await start({
+      fake: { accounts: [{ token: 't-sal', userId: 'sal', friends: 3000 }], latencyMs: 100 },
+      networks: (url) => ({ fakebook: fakebook(url) }),
+    });
+    await r.imports.connectAccount('fakebook', id('sal'), 't-sal');
+    await r.imports.importFriends('fakebook', id('sal'), { maxPagesInFlight: 4, ...runOptions });
+    while ((await r.imports.getImportProgress('fakebook', id('sal'))).pagesImported < 3) await new Promise((ok) => setTimeout(ok, 50));
+    await r.imports.cancelImport('fakebook', id('sal'));
+    expect(await r.imports.waitForImport('fakebook', id('sal')).catch((e) => e)).toBeInstanceOf(WorkflowFailedError);
+    const account = await r.imports.account('fakebook', id('sal'));
+    expect(account?.lastImport?.status).toBe('cancelled');
+    expect(account?.lastSyncedAt).toBeUndefined();
+    const stored = (await r.imports.friendIds('fakebook', id('sal'))).length;
+    expect(stored).toBeLessThan(3000);
+    expect(account?.lastImport?.message).toContain(`(${stored} friends imported)`);
+    // Nothing more is sent once the cancellation is through.
+    const sent = r.fake.requests({ token: 't-sal' }).length;
+    await new Promise((ok) => setTimeout(ok, 1500));
+    expect(r.fake.requests({ token: 't-sal' }).length).toBe(sent);
   });
 
   it('an outage delays the import but it completes, nothing lost or duplicated', async () => {
@@ -390,6 +449,10 @@ describe('ImportStore.importPage', () => {
     const items = [...friendIds('q', 5).map((fid) => ({ id: fid, name: fid })), { name: 'no id' }, { id: 'q-f0' }];
     await store.stagePage('imp-1', 0, items);
     const first = await store.importPage('net', 'acct', 'imp-1', 0);
+    // A network that names its fields differently.
+    await store.stagePage('imp-9', 0, [{ uid: 'z1', profile: { display: 'Zed' } }]);
+    expect(await store.importPage('net', 'other', 'imp-9', 0, { fields: { id: 'uid', name: 'profile.display' } })).toMatchObject({ imported: 1, failed: 0 });
+    expect(await store.friends.findOne({ _id: 'net:other:z1' })).toMatchObject({ name: 'Zed' });
     expect(first).toEqual({ imported: 5, skipped: 1, failed: 1, skippedReasons: { 'duplicate within the page': 1 }, failedReasons: { 'item has no id': 1 } });
     // The same page again (an activity retried after its writes landed): the same counts.
     expect(await store.importPage('net', 'acct', 'imp-1', 0)).toEqual(first);
