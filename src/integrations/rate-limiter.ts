@@ -16,10 +16,10 @@
  * When the check fails the caller gets the time to wait, and waits on a durable timer in the
  * workflow rather than in the activity.
  *
- * A bucket's *state* document keeps a hint of the newest grant number, an adaptive rate, and a
- * `blockedUntil` set when the network answered "rate limited": these are plain updates, and a
- * lost update only costs speed (a stale hint is corrected by the duplicate-key walk), never
- * correctness.
+ * The next grant number is the newest in the ledger plus one (an indexed `seq` query); a
+ * duplicate key means another worker took it first, and the next number is read again.
+ * A bucket's *state* document keeps an adaptive rate and a `blockedUntil` set when the network
+ * answered "rate limited": plain updates, where a lost update only costs speed or one decrease.
  *
  * Clocks: grant times are the worker's `Date.now()`. Workers on different machines should run
  * NTP; `marginMs` absorbs the gap between taking a grant and the request reaching the network.
@@ -37,10 +37,9 @@ interface GrantDoc {
   at: number;
 }
 
-/** Per-bucket state; every field is a hint or a heuristic (see the module comment). */
+/** Per-bucket state; every field is a heuristic (see the module comment). */
 interface BucketStateDoc {
   _id: string;
-  head?: number;
   blockedUntil?: number;
   ratePerSecond?: number;
   lastDecreaseAt?: number;
@@ -74,14 +73,12 @@ const ADAPTIVE_DEFAULTS = { initialPerSecond: 2, minPerSecond: 0.2, maxPerSecond
 
 const isDuplicateKey = (err: unknown): boolean => (err as { code?: number })?.code === 11000;
 
-/** See the module comment. One instance per process is enough; it holds no state of its own but hints. */
+/** See the module comment. Holds no state of its own: any number of instances, in any process, share the limits. */
 export class SharedRateLimiter {
   private readonly grants: Collection<GrantDoc>;
   private readonly state: Collection<BucketStateDoc>;
   private readonly marginMs: number;
   private readonly now: () => number;
-  /** Newest grant number this process has seen per bucket: saves walking from the stored hint. */
-  private readonly heads = new Map<string, number>();
 
   constructor(db: Db, options: SharedRateLimiterOptions = {}) {
     const prefix = options.collectionPrefix ?? 'rate_limit';
@@ -98,15 +95,16 @@ export class SharedRateLimiter {
    */
   async acquire(buckets: readonly BucketRequest[]): Promise<AcquireResult> {
     try {
-      const states = new Map<string, BucketStateDoc | null>();
+      const plans: Array<{ bucket: BucketRequest; state: BucketStateDoc | null; seq: number }> = [];
       for (const bucket of buckets) {
         const state = await this.state.findOne({ _id: bucket.id });
-        states.set(bucket.id, state);
-        const wait = await this.check(bucket, state, this.head(bucket.id, state) + 1);
+        const seq = (await this.newestSeq(bucket.id)) + 1;
+        const wait = await this.check(bucket, state, seq);
         if (wait) return wait;
+        plans.push({ bucket, state, seq });
       }
-      for (const bucket of buckets) {
-        const wait = await this.take(bucket, states.get(bucket.id) ?? null);
+      for (const { bucket, state, seq } of plans) {
+        const wait = await this.take(bucket, state, seq);
         if (wait) return wait;
       }
       return { granted: true };
@@ -164,8 +162,10 @@ export class SharedRateLimiter {
     return Math.min(o.maxPerSecond, Math.max(o.minPerSecond, state?.ratePerSecond ?? o.initialPerSecond));
   }
 
-  private head(bucket: string, state: BucketStateDoc | null): number {
-    return Math.max(this.heads.get(bucket) ?? 0, state?.head ?? 0);
+  /** Number of the bucket's newest grant, 0 if none. */
+  private async newestSeq(bucket: string): Promise<number> {
+    const newest = await this.grants.find({ bucket }, { projection: { seq: 1 }, sort: { seq: -1 }, limit: 1 }).next();
+    return newest?.seq ?? 0;
   }
 
   /** Whether grant `seq` may be taken now; a wait if not. */
@@ -190,41 +190,31 @@ export class SharedRateLimiter {
     return { back: bucket.limit.limit, spacingMs: bucket.limit.windowMs + this.marginMs };
   }
 
-  /** Inserts the next grant, walking past grants other workers took meanwhile. */
-  private async take(bucket: BucketRequest, state: BucketStateDoc | null): Promise<AcquireResult | undefined> {
-    let seq = this.head(bucket.id, state) + 1;
-    for (let attempt = 0; ; attempt++) {
-      // The newest grants are never cleaned up, so a missing predecessor means our head is stale
-      // (by more than the grants kept): taking `seq` would slot in below the real newest grants
-      // and ignore them. Find the real head in the ledger instead.
-      if (seq > 1 && !(await this.grants.findOne({ _id: `${bucket.id}#${seq - 1}` }, { projection: { _id: 1 } }))) {
-        const newest = await this.grants.find({ bucket: bucket.id }, { projection: { seq: 1 }, sort: { seq: -1 }, limit: 1 }).next();
-        if (newest && newest.seq + 1 !== seq) {
-          seq = newest.seq + 1;
-          continue;
-        }
-      }
-      const wait = await this.check(bucket, state, seq);
-      if (wait) return wait;
+  /** Inserts grant `seq` (checked already), or a later one if other workers took it meanwhile. */
+  private async take(bucket: BucketRequest, state: BucketStateDoc | null, seq: number): Promise<AcquireResult | undefined> {
+    for (;;) {
       try {
         await this.grants.insertOne({ _id: `${bucket.id}#${seq}`, bucket: bucket.id, seq, at: this.now() });
+        break;
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
-        // Someone else took grant `seq`. After a few misses the local hint is far behind: re-read the stored one.
-        seq = attempt % 8 === 7 ? Math.max(seq, (await this.state.findOne({ _id: bucket.id }))?.head ?? 0) + 1 : seq + 1;
-        continue;
       }
-      this.heads.set(bucket.id, seq);
-      const { back } = this.rule(bucket, state);
-      // Housekeeping off the request's path, so the request leaves right after its grant's time:
-      // the hint (a lost update only costs a longer walk) and two limits' worth of grants kept
-      // (older ones are never read again; one left behind is only garbage).
-      void Promise.all([
-        this.state.updateOne({ _id: bucket.id }, { $max: { head: seq } }, { upsert: true }),
-        seq - 2 * back - 1 >= 1 ? this.grants.deleteOne({ _id: `${bucket.id}#${seq - 2 * back - 1}` }) : undefined,
-      ]).catch(() => undefined);
-      return undefined;
+      // Another worker took `seq`: the next free number must pass the check again.
+      seq = (await this.newestSeq(bucket.id)) + 1;
+      const wait = await this.check(bucket, state, seq);
+      if (wait) return wait;
     }
+    // Keep two limits' worth of grants (a check reads one limit back); older ones are never read
+    // again. Off the request's path, so the request leaves right after its grant's time; a
+    // grant left behind is only garbage.
+    const { back } = this.rule(bucket, state);
+    if (seq - 2 * back - 1 >= 1) void this.grants.deleteOne({ _id: `${bucket.id}#${seq - 2 * back - 1}` }).catch(() => undefined);
+    return undefined;
+  }
+
+  /** Creates the index that finds a bucket's newest grant. One index per command (FerretDB 1.24). */
+  async ensureIndexes(): Promise<void> {
+    await this.grants.createIndex({ bucket: 1, seq: -1 });
   }
 }
 

@@ -12,6 +12,7 @@ import { MongoClient } from 'mongodb';
 import { settingsFromEnv } from '../config';
 import { FanoutError } from '../errors';
 import { ImportStore } from '../integrations/import-store';
+import { SharedRateLimiter } from '../integrations/rate-limiter';
 import { checkTaskQueue } from '../model/validation';
 import { defaultSchedules, reconcileSchedules } from '../schedules/schedules';
 import { FeedStore } from '../storage/feed-store';
@@ -50,6 +51,7 @@ async function main(argv: string[]): Promise<void> {
   const db = mongo.db(settings.database);
   await new FeedStore(db, { feeds: settings.feeds }).ensureIndexes();
   await new ImportStore(db).ensureIndexes();
+  await new SharedRateLimiter(db).ensureIndexes();
   const connection = await NativeConnection.connect({ address: settings.temporalAddress });
   try {
     if (schedules) {
