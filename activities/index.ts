@@ -4,4 +4,4 @@
  */
 export * from './fanout';
 export * from './follow';
-export * from './imports';
+export * from './networks';

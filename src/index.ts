@@ -4,7 +4,7 @@
  * - {@link FeedClient}: app-facing API (add/remove activities, read feeds, follow fanouts).
  * - `createWorkers` / the worker command: run the workflows and activities.
  * - {@link FollowerSource}: plug in your own follow graph.
- * - {@link ImportClient}: third-party imports (friends of a connected account), with shared rate
+ * - {@link NetworkClient}: third-party imports (friends of a connected account), with shared rate
  *   limits, per-network error rules and schedules declared in code.
  *
  * @example
@@ -29,9 +29,10 @@ export * from './storage/feed-store';
 export * from './storage/follow-store';
 export * from './worker/workers';
 export * from './integrations/error-rules';
-export * from './integrations/import-client';
-export * from './integrations/import-store';
+export * from './integrations/network-client';
+export * from './integrations/network-store';
 export * from './integrations/network';
 export * from './integrations/rate-limiter';
 export * from './model/imports';
+export * from './model/shares';
 export * from './schedules/schedules';

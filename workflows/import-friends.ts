@@ -24,21 +24,19 @@
  * @module
  */
 import {
-  ActivityCancellationType,
   ApplicationFailure,
   CancelledFailure,
   CancellationScope,
   continueAsNew,
   isCancellation,
   proxyActivities,
-  type RetryPolicy,
   setHandler,
-  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { FetchResult, ImportActivities, ImportRef, PrepareResult, WaitResult } from '../activities/imports';
-import { API_REJECTED_FAILURE_TYPE, CREDENTIALS_EXPIRED_FAILURE_TYPE, VALIDATION_FAILURE_TYPE } from '../src/errors';
+import type { FetchResult, ImportRef, NetworkActivities, PrepareResult } from '../activities/networks';
+import { CREDENTIALS_EXPIRED_FAILURE_TYPE, VALIDATION_FAILURE_TYPE } from '../src/errors';
 import { validateOrFail } from '../src/model/failures';
+import { apiActivities, withWaits } from './network-calls';
 import {
   addOutcomes,
   IMPORT_DEFAULTS,
@@ -54,32 +52,11 @@ import {
 /** How many recent cursors the repeated-cursor guard remembers across continue-as-new. */
 const RECENT_CURSORS = 50;
 
-function apiActivities(taskQueue: string, maxAttempts: number) {
-  // Retry delays come from the activity (`nextRetryDelay`: exponential with jitter); the policy
-  // bounds the attempts and lists what is never worth retrying.
-  const retry: RetryPolicy = {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: maxAttempts,
-    nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE, CREDENTIALS_EXPIRED_FAILURE_TYPE, API_REJECTED_FAILURE_TYPE],
-  };
-  return proxyActivities<ImportActivities>({
-    taskQueue,
-    // A call is bounded by the network's requestTimeoutMs (10 s by default); the heartbeat
-    // timeout notices a dead worker sooner and carries cancellation to the socket.
-    startToCloseTimeout: '1 minute',
-    heartbeatTimeout: '10 seconds',
-    // A cancelled import returns only once its calls have really stopped.
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry,
-  });
-}
 
 function storeActivities(taskQueue: string) {
   // MongoDB work only: retried with backoff and no attempt limit, so a database outage delays an
   // import but never loses a page.
-  return proxyActivities<ImportActivities>({
+  return proxyActivities<NetworkActivities>({
     taskQueue,
     // One page is one insertMany and one count (seconds even on FerretDB); a worker that dies
     // mid-page is noticed after this long and the page retried on another.
@@ -130,25 +107,10 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
   // exactly what was written: after a stop, they are drained before the import is finished.
   const running = new Set<Promise<void>>();
 
-  /** Calls an API activity until it stops asking to wait; each wait is a durable timer. */
-  async function withWaits<T extends { kind: string; waitedMs?: number }>(call: () => Promise<T | WaitResult>): Promise<Exclude<T, WaitResult>> {
-    for (;;) {
-      const result = await call();
-      if (result.kind !== 'wait') {
-        // Short waits for our limiter happened inside the activity; count them too.
-        const waited = (result as { waitedMs?: number }).waitedMs ?? 0;
-        if (waited > 0) {
-          p.rateLimitWaits++;
-          p.waitedMs += waited;
-        }
-        return result as Exclude<T, WaitResult>;
-      }
-      const { waitMs } = result as WaitResult;
-      p.rateLimitWaits++;
-      p.waitedMs += waitMs;
-      await sleep(Math.max(1, waitMs));
-    }
-  }
+  const countWait = (ms: number): void => {
+    p.rateLimitWaits++;
+    p.waitedMs += ms;
+  };
 
   /** Waits for every page task, whatever happened; never throws. */
   async function settle(): Promise<void> {
@@ -162,7 +124,7 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
   try {
     ending = await walkScope.run(async () => {
       if (p.strategy === undefined) {
-        const prep = await withWaits<PrepareResult>(() => apiActivities(homeQueue, options.maxAttempts).prepareImport(ref));
+        const prep = await withWaits<PrepareResult>(() => apiActivities(homeQueue, options.maxAttempts).prepareImport(ref), countWait);
         p.strategy = prep.strategy;
         p.networkSize = prep.networkSize;
         p.whale = prep.networkSize !== undefined && prep.networkSize >= options.whaleThreshold;
@@ -249,7 +211,7 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
       checkStop();
     }
     const fetchPage = (pageNo: number, position: { offset?: number; cursor?: string }) =>
-      withWaits<FetchResult>(() => api.fetchFriendsPage({ ...ref, pageNo, pageSize, ...position }));
+      withWaits<FetchResult>(() => api.fetchFriendsPage({ ...ref, pageNo, pageSize, ...position }), countWait);
 
     /**
      * Whether a page at `offset` lies past the total the network announced; counts a run of

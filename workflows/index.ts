@@ -6,3 +6,4 @@ export { fanoutWorkflow } from './fanout';
 export { followWorkflow } from './follow';
 export { importFriendsWorkflow } from './import-friends';
 export { trickleSyncWorkflow } from './trickle-sync';
+export { shareActivityWorkflow } from './share-activity';

@@ -13,13 +13,13 @@
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ApplicationFailure, executeChild, proxyActivities } from '@temporalio/workflow';
-import type { ImportActivities } from '../activities/imports';
+import type { NetworkActivities } from '../activities/networks';
 import { VALIDATION_FAILURE_TYPE } from '../src/errors';
 import { validateOrFail } from '../src/model/failures';
 import { addOutcomes, importWorkflowId, noOutcomes, type TrickleSyncInput, type TrickleSyncResult, validateTrickleInput } from '../src/model/imports';
 import { importFriendsWorkflow } from './import-friends';
 
-const { pickAccounts } = proxyActivities<ImportActivities>({
+const { pickAccounts } = proxyActivities<NetworkActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE] },
 });

@@ -7,7 +7,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { FeedClient } from '../client';
-import { ImportClient } from '../integrations/import-client';
+import { NetworkClient } from '../integrations/network-client';
 import { DEFAULT_SCHEDULE_PREFIX } from '../schedules/schedules';
 import { settingsFromEnv } from '../config';
 import { FeedType } from '../model/constants';
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     console.log(`demo: see the run at http://localhost:8233/namespaces/${settings.namespace}/workflows/${workflowId}`);
     console.log(`demo:   or: temporal workflow describe -w ${workflowId} --address ${settings.temporalAddress}`);
     await followDemo(feeds);
-    if (Object.keys(settings.networks).length) await importDemo(new ImportClient({ client: new Client({ connection, namespace: settings.namespace }), db }), settings.temporalAddress);
+    if (Object.keys(settings.networks).length) await importDemo(new NetworkClient({ client: new Client({ connection, namespace: settings.namespace }), db }), settings.temporalAddress, activityId);
     else console.log('\ndemo: no third-party networks configured (FANOUT_NETWORKS_FILE): skipping the import demo');
   } finally {
     await connection.close();
@@ -113,9 +113,10 @@ async function followDemo(feeds: FeedClient): Promise<void> {
 
 /**
  * Friend imports from the fake social network of `temporal-dev.sh` (see `config/dev-networks.json`):
- * a small account, a whale (its own queue), an expired token, and LinkedIn-style endless pages.
+ * a small account, a whale (its own queue), an expired token, and LinkedIn-style endless pages;
+ * then a share of alice's pin out to the network.
  */
-async function importDemo(imports: ImportClient, address: string): Promise<void> {
+async function importDemo(imports: NetworkClient, address: string, pinId: string): Promise<void> {
   const runs = [
     { network: 'fakebook', accountId: 'alice', token: 'demo-alice' },
     { network: 'fakebook', accountId: 'oprah', token: 'demo-oprah' },
@@ -134,6 +135,10 @@ async function importDemo(imports: ImportClient, address: string): Promise<void>
       console.log(`demo:   ${r.network}/${r.accountId}: ${p.status}: ${p.message}${counts}`);
     }),
   );
+  // Share alice's pin to fakebook: posted once, whatever the network's 3% of failures do.
+  await imports.shareActivity('fakebook', 'alice', pinId);
+  const share = await imports.waitForShare('fakebook', 'alice', pinId);
+  console.log(`demo: alice shares her pin to fakebook: ${share.status}: ${share.message}`);
   const mallory = await imports.account('fakebook', 'mallory');
   console.log(`demo: mallory's account needs re-authorisation: ${mallory?.needsReauth} (${mallory?.reauthReason})`);
   console.log(`demo: schedules declared in code: temporal schedule list --address ${address} (ids start with ${DEFAULT_SCHEDULE_PREFIX})`);

@@ -13,8 +13,14 @@ import type { ResolvedNetwork } from './network';
 
 /** One request. */
 export interface NetworkRequest {
+  /** @default 'GET' */
+  method?: 'GET' | 'POST';
   path: string;
   query?: Record<string, string | number | undefined>;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** Extra headers (e.g. an idempotency key). */
+  headers?: Record<string, string>;
   token: string;
   /** Sent as `X-Client-Ip`: lets a test network (or a proxy) see which worker address a call came from. */
   egressIp?: string;
@@ -35,7 +41,7 @@ export class RequestCancelledError extends Error {}
 export async function sendRequest(network: ResolvedNetwork, request: NetworkRequest, signal?: AbortSignal): Promise<NetworkAnswer> {
   const url = new URL(network.baseUrl + request.path);
   for (const [name, value] of Object.entries(request.query ?? {})) if (value !== undefined) url.searchParams.set(name, String(value));
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers: Record<string, string> = { accept: 'application/json', ...request.headers };
   if ('queryParam' in network.auth) url.searchParams.set(network.auth.queryParam, request.token);
   else headers.authorization = `Bearer ${request.token}`;
   if (request.egressIp) headers['x-client-ip'] = request.egressIp;
@@ -44,7 +50,12 @@ export async function sendRequest(network: ResolvedNetwork, request: NetworkRequ
   const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
   const started = Date.now();
   try {
-    const res = await fetch(url, { headers, signal: combined });
+    const init: RequestInit = { method: request.method ?? 'GET', headers, signal: combined };
+    if (request.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(request.body);
+    }
+    const res = await fetch(url, init);
     const body = await res.text(); // under the same signal: a body that stops mid-way times out too
     const answerHeaders: Record<string, string> = {};
     res.headers.forEach((value, name) => (answerHeaders[name.toLowerCase()] = value));

@@ -7,6 +7,7 @@
  * @module
  */
 import { ValidationError } from '../errors';
+import { checkNetworkName } from '../model/validation';
 import type { ErrorRule } from './error-rules';
 
 /**
@@ -44,6 +45,20 @@ export interface ProfileEndpoint {
   idField?: string;
   /** Field with the number of friends, used to route whales to their own queue. @default 'friends_count' */
   sizeField?: string;
+}
+
+/**
+ * Where a user's activity is shared out (`POST`). The network must honour an idempotency key, as
+ * Stripe-style APIs do: a retry after a lost answer (a 5xx for a write that happened) must not
+ * post twice.
+ */
+export interface ShareEndpoint {
+  /** @default '/v1/posts' */
+  path?: string;
+  /** Header carrying the idempotency key. @default 'Idempotency-Key' */
+  idempotencyHeader?: string;
+  /** Field of the answer with the post's id. @default 'id' */
+  idField?: string;
 }
 
 /** What a rate limit counts by. `app` is the whole app's quota (`appId`), `ip` the worker's egress address. */
@@ -84,6 +99,8 @@ export interface NetworkDefinition {
   auth?: { queryParam: string } | { bearer: true };
   profile?: ProfileEndpoint;
   friends: FriendsEndpoint;
+  /** Sharing activities out; absent when the network takes no posts. */
+  share?: ShareEndpoint;
   /** Tried in order before `DEFAULT_ERROR_RULES`; see `FACEBOOK_ERROR_RULES` and friends. @default [] */
   errorRules?: readonly ErrorRule[];
   /** Published limits, enforced across all workers through MongoDB. @default [] */
@@ -107,16 +124,17 @@ export interface NetworkDefinition {
 export type NetworksConfig = Readonly<Record<string, NetworkDefinition>>;
 
 /** A definition with every default filled in. */
-export type ResolvedNetwork = Required<Omit<NetworkDefinition, 'profile' | 'friends' | 'auth'>> & {
+export type ResolvedNetwork = Required<Omit<NetworkDefinition, 'profile' | 'friends' | 'auth' | 'share'>> & {
   auth: { queryParam: string } | { bearer: true };
   profile: Required<ProfileEndpoint>;
+  /** Null when the network takes no posts. */
+  share: Required<ShareEndpoint> | null;
   friends: Required<Omit<FriendsEndpoint, 'params' | 'fields'>> & {
     params: Required<NonNullable<FriendsEndpoint['params']>>;
     fields: Required<NonNullable<FriendsEndpoint['fields']>>;
   };
 };
 
-const NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 const positive = (field: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number => {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) {
     throw new ValidationError(field, `must be a positive number up to ${max}, got ${JSON.stringify(value)}`);
@@ -127,7 +145,7 @@ const positive = (field: string, value: unknown, max = Number.MAX_SAFE_INTEGER):
 /** Fills in defaults and checks a definition; throws `ValidationError` naming the field. */
 export function resolveNetwork(def: NetworkDefinition, field = `networks.${def?.name}`): ResolvedNetwork {
   if (typeof def !== 'object' || def === null) throw new ValidationError(field, 'must be an object');
-  if (typeof def.name !== 'string' || !NAME.test(def.name)) throw new ValidationError(`${field}.name`, 'must be 1-32 of a-z, 0-9, _ and -, starting with a letter');
+  checkNetworkName(`${field}.name`, def.name);
   let base: URL;
   try {
     base = new URL(def.baseUrl);
@@ -159,6 +177,7 @@ export function resolveNetwork(def: NetworkDefinition, field = `networks.${def?.
     baseUrl: def.baseUrl.replace(/\/+$/, ''),
     auth: def.auth ?? { queryParam: 'access_token' },
     profile: { path: '/v1/me', idField: 'id', sizeField: 'friends_count', ...def.profile },
+    share: def.share ? { path: '/v1/posts', idempotencyHeader: 'Idempotency-Key', idField: 'id', ...def.share } : null,
     friends: {
       path: friends.path,
       style: friends.style,

@@ -11,7 +11,7 @@
 import { defineQuery } from '@temporalio/workflow';
 import { ValidationError } from '../errors';
 import { TaskQueue } from './constants';
-import { checkId, checkInt, checkObject, checkTaskQueue } from './validation';
+import { checkId, checkInt, checkNetworkName, checkObject, checkTaskQueue } from './validation';
 
 /** Workflow type of a friend import. */
 export const IMPORT_WORKFLOW_TYPE = 'importFriendsWorkflow';
@@ -169,9 +169,7 @@ export interface ImportFriendsInput {
 /** Checks an import input; throws `ValidationError` naming the field. */
 export function validateImportInput(input: unknown): { network: string; accountId: string; options: Required<ImportOptions>; carry?: ImportCarry } {
   const obj = checkObject('input', input);
-  if (typeof obj.network !== 'string' || !/^[a-z][a-z0-9_-]{0,31}$/.test(obj.network)) {
-    throw new ValidationError('network', `must be a network name (a-z, 0-9, _ -), got ${JSON.stringify(obj.network)}`);
-  }
+  const network = checkNetworkName('network', obj.network);
   const accountId = checkId('accountId', obj.accountId);
   const o = obj.options === undefined ? {} : checkObject('options', obj.options);
   const options: Required<ImportOptions> = {
@@ -187,7 +185,7 @@ export function validateImportInput(input: unknown): { network: string; accountI
   };
   const known = new Set(Object.keys(IMPORT_DEFAULTS));
   for (const key of Object.keys(o)) if (!known.has(key)) throw new ValidationError(`options.${key}`, 'is not an import option');
-  return { network: obj.network, accountId, options, carry: obj.carry as ImportCarry | undefined };
+  return { network, accountId, options, carry: obj.carry as ImportCarry | undefined };
 }
 
 /** Input of `trickleSyncWorkflow`: one polling round. */

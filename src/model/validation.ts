@@ -53,6 +53,14 @@ export function checkFeedTypes(field: string, value: unknown): string[] {
   return [...(value as string[])];
 }
 
+/** Checks a third-party network's name: 1-32 of a-z, 0-9, `_` and `-`, starting with a letter (it becomes part of ids). */
+export function checkNetworkName(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !/^[a-z][a-z0-9_-]{0,31}$/.test(value)) {
+    throw new ValidationError(field, `must be a network name (1-32 of a-z, 0-9, _ and -, starting with a letter), got ${describe(value)}`);
+  }
+  return value;
+}
+
 /** Checks a Temporal task queue name. */
 export function checkTaskQueue(field: string, value: unknown): string {
   if (typeof value !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/.test(value)) {

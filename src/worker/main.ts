@@ -11,7 +11,7 @@ import { NativeConnection, Runtime } from '@temporalio/worker';
 import { MongoClient } from 'mongodb';
 import { settingsFromEnv } from '../config';
 import { FanoutError } from '../errors';
-import { ImportStore } from '../integrations/import-store';
+import { NetworkStore } from '../integrations/network-store';
 import { SharedRateLimiter } from '../integrations/rate-limiter';
 import { checkTaskQueue } from '../model/validation';
 import { defaultSchedules, reconcileSchedules } from '../schedules/schedules';
@@ -50,7 +50,7 @@ async function main(argv: string[]): Promise<void> {
   const mongo = await MongoClient.connect(settings.mongodbUri);
   const db = mongo.db(settings.database);
   await new FeedStore(db, { feeds: settings.feeds }).ensureIndexes();
-  await new ImportStore(db).ensureIndexes();
+  await new NetworkStore(db).ensureIndexes();
   await new SharedRateLimiter(db).ensureIndexes();
   const connection = await NativeConnection.connect({ address: settings.temporalAddress });
   try {

@@ -6,11 +6,11 @@
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Db } from 'mongodb';
-import { createFanoutActivities, createFollowActivities, createImportActivities, type ImportActivitiesDeps } from '../../activities';
+import { createFanoutActivities, createFollowActivities, createNetworkActivities, type NetworkActivitiesDeps } from '../../activities';
 import { ValidationError } from '../errors';
 import type { FollowerSource } from '../followers/follower-source';
 import { MongoFollowerSource } from '../followers/mongo-follower-source';
-import { ImportStore } from '../integrations/import-store';
+import { NetworkStore } from '../integrations/network-store';
 import type { NetworksConfig } from '../integrations/network';
 import { SharedRateLimiter } from '../integrations/rate-limiter';
 import { FeedType, TaskQueue } from '../model/constants';
@@ -59,13 +59,13 @@ export interface CreateWorkersOptions {
   /** Third-party networks the import activities may call. @default {} */
   networks?: NetworksConfig;
   /** Import tuning (egress IP, retry delays); the store, networks and limiter are built here. */
-  imports?: Omit<ImportActivitiesDeps, 'store' | 'networks' | 'limiter'> & { limiter?: SharedRateLimiter };
+  imports?: Omit<NetworkActivitiesDeps, 'store' | 'networks' | 'limiter'> & { limiter?: SharedRateLimiter };
   /** Wraps the activities, e.g. to observe them in tests. */
   wrapActivities?: (activities: AllActivities) => object;
 }
 
 /** Every activity a worker registers. */
-export type AllActivities = ReturnType<typeof createFanoutActivities> & ReturnType<typeof createFollowActivities> & ReturnType<typeof createImportActivities>;
+export type AllActivities = ReturnType<typeof createFanoutActivities> & ReturnType<typeof createFollowActivities> & ReturnType<typeof createNetworkActivities>;
 
 /** Parses `name`, `name=concurrency` or `name=concurrency@perSecond` (the worker command's `--queue` argument). */
 export function parseQueuePlan(spec: string): QueuePlan {
@@ -92,9 +92,9 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Work
   const activities: AllActivities = {
     ...createFanoutActivities({ store, followers: options.followers ?? new MongoFollowerSource(options.db) }),
     ...createFollowActivities({ store, follows: new FollowStore(options.db), notifier }),
-    ...createImportActivities({
+    ...createNetworkActivities({
       ...options.imports,
-      store: new ImportStore(options.db),
+      store: new NetworkStore(options.db),
       networks: options.networks ?? {},
       limiter: options.imports?.limiter ?? new SharedRateLimiter(options.db),
     }),

@@ -9,7 +9,7 @@ import type { Db } from 'mongodb';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/errors';
 import { type ImportProgress, importWorkflowId, TRICKLE_WORKFLOW_TYPE, type TrickleSyncResult } from '../../src/model/imports';
-import { ImportStore } from '../../src/integrations/import-store';
+import { NetworkStore } from '../../src/integrations/network-store';
 import { friendIds } from '../fake-network/server';
 import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
 import { fakebook, type ImportRig, importRig, type ImportRigOptions } from '../utils/imports';
@@ -442,9 +442,54 @@ describe('whales and trickles', () => {
   });
 });
 
-describe('ImportStore.importPage', () => {
+describe('sharing activities out', () => {
+  it('posts each activity exactly once though the network fails after writing, and a repeat posts nothing', async () => {
+    const r = await start({
+      // Half the posts fail *after* the post was stored: only the idempotency key prevents duplicates.
+      fake: { accounts: [{ token: 't-vi', userId: 'vi', friends: 0 }], errorRate: 0.5, errorsAfterWrite: true, seed: 3 },
+      networks: (url) => ({ fakebook: fakebook(url, { share: {} }) }),
+    });
+    await r.imports.connectAccount('fakebook', id('vi'), 't-vi');
+    const activityIds = Array.from({ length: 12 }, (_, i) => `act-${i}-${runSuffix}`);
+    await db.collection('activities').insertMany(activityIds.map((_id, i) => ({ _id, actor: 'vi', verb: 'pin', object: `photo-${i}`, time: new Date() })) as never[]);
+    await Promise.all(activityIds.map((a) => r.imports.shareActivity('fakebook', id('vi'), a)));
+    const outcomes = await Promise.all(activityIds.map((a) => r.imports.waitForShare('fakebook', id('vi'), a)));
+    expect(outcomes.every((o) => o.status === 'shared')).toBe(true);
+    const posts = r.fake.posts();
+    expect(posts.length).toBe(12);
+    expect(new Set(posts.map((p) => p.idempotencyKey))).toEqual(new Set(activityIds));
+    expect(new Set(outcomes.map((o) => o.postId))).toEqual(new Set(posts.map((p) => p.id)));
+    // Some answers were lost after the write, and the retries were answered as replays.
+    expect(outcomes.some((o) => o.replayed)).toBe(true);
+    expect(r.fake.requests({ method: 'POST' }).length).toBeGreaterThan(12);
+    // Sharing again: one more run of the workflow, no request at all, no post.
+    const before = r.fake.stats().total;
+    await r.imports.shareActivity('fakebook', id('vi'), activityIds[0]!);
+    expect(await r.imports.waitForShare('fakebook', id('vi'), activityIds[0]!)).toMatchObject({ status: 'shared', message: expect.stringMatching(/already shared/) });
+    expect(r.fake.stats().total).toBe(before);
+    expect(r.fake.posts().length).toBe(12);
+  });
+
+  it('an expired token ends the share as needs_reauth; bad input names the field', async () => {
+    const r = await start({ fake: { expiredTokens: ['t-old'] }, networks: (url) => ({ fakebook: fakebook(url, { share: {} }), mute: fakebook(url, { name: 'mute' }) }) });
+    await r.imports.connectAccount('fakebook', id('wes'), 't-old');
+    await db.collection('activities').insertOne({ _id: `a-${runSuffix}`, actor: 'wes', verb: 'post', object: 'note-1', time: new Date() } as never);
+    await r.imports.shareActivity('fakebook', id('wes'), `a-${runSuffix}`);
+    expect(await r.imports.waitForShare('fakebook', id('wes'), `a-${runSuffix}`)).toMatchObject({ status: 'needs_reauth' });
+    expect(await r.imports.account('fakebook', id('wes'))).toMatchObject({ needsReauth: true });
+    expect(r.fake.posts()).toHaveLength(0);
+    await expect(r.imports.shareActivity('fakebook', id('wes'), 'bad id')).rejects.toMatchObject({ field: 'activityId' });
+    // A network without a share endpoint: non-retryable, named.
+    await r.imports.connectAccount('mute', id('wes'), 't-x');
+    await r.imports.shareActivity('mute', id('wes'), `a-${runSuffix}`);
+    const err = await r.imports.waitForShare('mute', id('wes'), `a-${runSuffix}`).catch((e) => e);
+    expect(String(err.cause?.cause?.message ?? err.cause?.message)).toMatch(/takes no posts/);
+  });
+});
+
+describe('NetworkStore.importPage', () => {
   it('a retried page counts its own inserts as imported; a repeat from another page or import as skipped', async () => {
-    const store = new ImportStore(db);
+    const store = new NetworkStore(db);
     await store.ensureIndexes();
     const items = [...friendIds('q', 5).map((fid) => ({ id: fid, name: fid })), { name: 'no id' }, { id: 'q-f0' }];
     await store.stagePage('imp-1', 0, items);

@@ -1,4 +1,4 @@
-/** A fake social network, import workers on per-test queues and an ImportClient, for import tests. */
+/** A fake social network, import workers on per-test queues and an NetworkClient, for import tests. */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Db } from 'mongodb';
 import { FACEBOOK_ERROR_RULES, OAUTH2_ERROR_RULES, TWITTER_ERROR_RULES } from '../../src/integrations/error-rules';
-import { ImportClient } from '../../src/integrations/import-client';
+import { NetworkClient } from '../../src/integrations/network-client';
 import type { NetworkDefinition, NetworksConfig } from '../../src/integrations/network';
 import type { ImportOptions } from '../../src/model/imports';
 import { createWorkers } from '../../src/worker/workers';
@@ -33,7 +33,7 @@ export function importQueues(prefix: string) {
 
 export interface ImportRig {
   fake: FakeNetwork;
-  imports: ImportClient;
+  imports: NetworkClient;
   queues: ReturnType<typeof importQueues>;
   workers: Worker[];
   /**
@@ -85,7 +85,7 @@ export async function importRig(
       ],
     });
   const running: Array<Promise<void>> = workers.map((w) => w.run());
-  const imports = new ImportClient({
+  const imports = new NetworkClient({
     client: server.client,
     db,
     workflowTaskQueue: queues.workflow,

@@ -9,7 +9,8 @@
  */
 import { type Collection, type Db, MongoBulkWriteError } from 'mongodb';
 import { type ItemOutcomes, noOutcomes } from '../model/imports';
-import { isDuplicateKey } from '../storage/insert';
+import { Collections } from '../storage/collections';
+import { insertManyIgnoringDuplicates, isDuplicateKey } from '../storage/insert';
 import { readPath } from './network';
 
 /** A user's connection to a network. */
@@ -49,6 +50,20 @@ export interface NetworkFriendDoc {
   importedAt: Date;
 }
 
+/** An activity shared out to a network, once. */
+export interface NetworkShareDoc {
+  /** `<network>:<accountId>:<activityId>`. */
+  _id: string;
+  network: string;
+  accountId: string;
+  activityId: string;
+  /** The post's id on the network. */
+  postId: string;
+  /** True if the network answered as a replay of an earlier attempt (its write had happened). */
+  replayed: boolean;
+  sharedAt: Date;
+}
+
 /** A fetched page waiting to be imported. */
 export interface StagedPageDoc {
   /** `<importId>#<pageNo>`. */
@@ -62,15 +77,19 @@ export interface StagedPageDoc {
 const MAX_FRIEND_ID_LENGTH = 256;
 
 /** Reads and writes the import collections. */
-export class ImportStore {
+export class NetworkStore {
   readonly accounts: Collection<NetworkAccountDoc>;
   readonly friends: Collection<NetworkFriendDoc>;
   readonly pages: Collection<StagedPageDoc>;
+  readonly shares: Collection<NetworkShareDoc>;
+  private readonly activities: Collection<{ _id: string; actor: string; verb: string; object: string; target?: string }>;
 
   constructor(db: Db) {
     this.accounts = db.collection<NetworkAccountDoc>('network_accounts');
     this.friends = db.collection<NetworkFriendDoc>('network_friends');
     this.pages = db.collection<StagedPageDoc>('network_import_pages');
+    this.shares = db.collection<NetworkShareDoc>('network_shares');
+    this.activities = db.collection(Collections.ACTIVITIES);
   }
 
   /** Indexes for "friends of an account" and the trickle scan. One index per command (FerretDB 1.24). */
@@ -174,6 +193,21 @@ export class ImportStore {
       for (let i = 0; i < duplicates.length - ours; i++) count('skipped', 'already imported');
     }
     return out;
+  }
+
+  /** An activity as stored by the feed store (what a share posts), or null. */
+  async activity(activityId: string): Promise<{ actor: string; verb: string; object: string; target?: string } | null> {
+    return this.activities.findOne({ _id: activityId }, { projection: { actor: 1, verb: 1, object: 1, target: 1 } });
+  }
+
+  /** The share of an activity to an account, if it happened. */
+  async share(network: string, accountId: string, activityId: string): Promise<NetworkShareDoc | null> {
+    return this.shares.findOne({ _id: `${network}:${accountId}:${activityId}` });
+  }
+
+  /** Records a share; a second record of the same share keeps the first. */
+  async recordShare(doc: Omit<NetworkShareDoc, '_id'>): Promise<void> {
+    await insertManyIgnoringDuplicates(this.shares, [{ _id: `${doc.network}:${doc.accountId}:${doc.activityId}`, ...doc }]);
   }
 
   /** Friend ids of an account (tests, apps). */

@@ -1,7 +1,8 @@
 /**
- * Activities of third-party imports. Each makes at most one API call, takes primitive arguments
- * (ids, page numbers, cursors), loads what it needs itself (the token, a staged page) and has
- * idempotent effects, so Temporal may retry any of them.
+ * Activities that call third-party networks: friend imports and sharing activities out. Each
+ * makes at most one API call, takes primitive arguments (ids, page numbers, cursors), loads what
+ * it needs itself (the token, a staged page, the activity) and has idempotent effects, so Temporal
+ * may retry any of them.
  *
  * How an API answer becomes a Temporal outcome:
  * - rate limited (by our shared limiter before the call, or by the network) → a `wait` result:
@@ -24,15 +25,15 @@ import {
 } from '../src/errors';
 import { classifyAnswer } from '../src/integrations/error-rules';
 import { RequestCancelledError, sendRequest, type NetworkRequest } from '../src/integrations/http';
-import type { ImportStore, NetworkAccountDoc } from '../src/integrations/import-store';
+import type { NetworkStore, NetworkAccountDoc } from '../src/integrations/network-store';
 import { type NetworksConfig, readPath, type ResolvedNetwork, resolveNetworks } from '../src/integrations/network';
 import { bucketId, type BucketRequest, SharedRateLimiter } from '../src/integrations/rate-limiter';
 import type { ItemOutcomes } from '../src/model/imports';
 import { failFastOnBadInput } from './failures';
 
-/** Dependencies and tuning of {@link createImportActivities}. */
-export interface ImportActivitiesDeps {
-  store: ImportStore;
+/** Dependencies and tuning of {@link createNetworkActivities}. */
+export interface NetworkActivitiesDeps {
+  store: NetworkStore;
   /** The networks this worker can call. */
   networks: NetworksConfig;
   /** The shared limiter; one per process is enough. */
@@ -94,6 +95,20 @@ export type FetchResult =
       waitedMs: number;
     };
 
+/** Result of `shareActivity`. */
+export type ShareResult =
+  | WaitResult
+  | {
+      kind: 'shared';
+      /** The post's id on the network. */
+      postId: string;
+      /** The network answered as a replay: an earlier attempt's post had been made. */
+      replayed: boolean;
+      /** The share was recorded before this call: nothing was sent. */
+      alreadyShared: boolean;
+      waitedMs: number;
+    };
+
 /** Arguments shared by the import activities. */
 export interface ImportRef {
   network: string;
@@ -102,7 +117,7 @@ export interface ImportRef {
 }
 
 /** Builds the import activities around their dependencies. */
-export function createImportActivities(deps: ImportActivitiesDeps) {
+export function createNetworkActivities(deps: NetworkActivitiesDeps) {
   const networks = resolveNetworks(deps.networks);
   const { store, limiter } = deps;
   const egressIp = deps.egressIp ?? 'default';
@@ -151,7 +166,11 @@ export function createImportActivities(deps: ImportActivitiesDeps) {
    * The one API call of an activity: limiter, request, classification. Returns the parsed body,
    * or a wait; throws the Temporal failure that fits any other outcome.
    */
-  async function call(network: ResolvedNetwork, account: NetworkAccountDoc, request: Omit<NetworkRequest, 'token' | 'egressIp'>): Promise<{ body: unknown; waitedMs: number } | WaitResult> {
+  async function call(
+    network: ResolvedNetwork,
+    account: NetworkAccountDoc,
+    request: Omit<NetworkRequest, 'token' | 'egressIp'>,
+  ): Promise<{ body: unknown; headers: Record<string, string>; waitedMs: number } | WaitResult> {
     const ctx = Context.current();
     const requestBuckets = buckets(network, account.accountId);
     let waitedMs = 0;
@@ -184,7 +203,7 @@ export function createImportActivities(deps: ImportActivitiesDeps) {
       case 'ok': {
         await limiter.succeeded(requestBuckets);
         try {
-          return { body: JSON.parse(answer.body), waitedMs };
+          return { body: JSON.parse(answer.body), headers: answer.headers, waitedMs };
         } catch {
           // A 200 with a broken body is the network's hiccup, not ours: retry it.
           throw ApplicationFailure.create({ type: API_TRANSIENT_FAILURE_TYPE, message: `${what}: answer is not JSON`, nextRetryDelay: backoffMs(ctx.info.attempt) });
@@ -282,6 +301,38 @@ export function createImportActivities(deps: ImportActivitiesDeps) {
       await store.finishImport(ref.network, ref.accountId, ref.importId, ref.status, ref.message);
     },
 
+    /**
+     * Shares an activity to the account's network, once. The idempotency key is the activity id,
+     * so a retry after a lost answer (a 5xx for a post that was made) gets the same post back
+     * instead of a second one; a share already recorded is not sent again at all.
+     */
+    async shareActivity(ref: { network: string; accountId: string; activityId: string }): Promise<ShareResult> {
+      return failFastOnBadInput(async () => {
+        const network = networkOf(ref.network);
+        const share = network.share;
+        if (!share) throw new ValidationError('network', `"${network.name}" takes no posts (its definition has no share endpoint)`);
+        const done = await store.share(network.name, ref.accountId, ref.activityId);
+        if (done) return { kind: 'shared', postId: done.postId, replayed: done.replayed, alreadyShared: true, waitedMs: 0 };
+        const account = await accountOf(network, ref.accountId);
+        const activity = await store.activity(ref.activityId);
+        if (!activity) throw new ValidationError('activityId', `"${ref.activityId}" is not a stored activity`);
+        const result = await call(network, account, {
+          method: 'POST',
+          path: share.path,
+          headers: { [share.idempotencyHeader]: ref.activityId },
+          body: { message: `${activity.actor} ${activity.verb} ${activity.object}${activity.target ? ` on ${activity.target}` : ''}`, activity: { id: ref.activityId, ...activity } },
+        });
+        if ('kind' in result) return result;
+        const postId = readPath(result.body, share.idField);
+        if (typeof postId !== 'string' && typeof postId !== 'number') {
+          throw ApplicationFailure.create({ type: API_REJECTED_FAILURE_TYPE, nonRetryable: true, message: `${network.name} ${share.path}: answer has no "${share.idField}"` });
+        }
+        const replayed = result.headers['idempotent-replayed'] === 'true';
+        await store.recordShare({ network: network.name, accountId: ref.accountId, activityId: ref.activityId, postId: String(postId), replayed, sharedAt: new Date() });
+        return { kind: 'shared', postId: String(postId), replayed, alreadyShared: false, waitedMs: result.waitedMs };
+      });
+    },
+
     /** The stalest accounts a trickle (networks that cannot push) or re-sync round should import. */
     async pickAccounts(input: { mode: 'trickle' | 'resync'; batchSize: number; staleAfterMs: number }): Promise<Array<{ network: string; accountId: string }>> {
       const names = [...networks.values()].filter((n) => input.mode === 'resync' || !n.canPush).map((n) => n.name);
@@ -292,4 +343,4 @@ export function createImportActivities(deps: ImportActivitiesDeps) {
 }
 
 /** The import activities, as workflows see them. */
-export type ImportActivities = ReturnType<typeof createImportActivities>;
+export type NetworkActivities = ReturnType<typeof createNetworkActivities>;

@@ -1,6 +1,6 @@
 /**
- * The app-facing API of third-party imports: connect an account, import its friends, follow the
- * import, read the result.
+ * The app-facing API of third-party networks: connect an account, import its friends and follow
+ * the import, share activities out.
  * @module
  */
 import type { Client } from '@temporalio/client';
@@ -17,11 +17,12 @@ import {
   importWorkflowId,
   validateImportInput,
 } from '../model/imports';
+import { SHARE_WORKFLOW_TYPE, type ShareInput, type ShareOutcome, shareWorkflowId, validateShareInput } from '../model/shares';
 import { checkId } from '../model/validation';
-import { ImportStore, type NetworkAccountDoc } from './import-store';
+import { NetworkStore, type NetworkAccountDoc } from './network-store';
 
-/** Options of {@link ImportClient}. */
-export interface ImportClientOptions {
+/** Options of {@link NetworkClient}. */
+export interface NetworkClientOptions {
   /** A connected Temporal client. */
   client: Client;
   /** The database the workers use. */
@@ -32,23 +33,23 @@ export interface ImportClientOptions {
   defaults?: ImportOptions;
 }
 
-/** What {@link ImportClient.importFriends} started (or found running). */
+/** What {@link NetworkClient.importFriends} started (or found running). */
 export interface ImportStarted {
   workflowId: string;
   /** The run's id: the running import's when the call joined one. */
   runId: string;
 }
 
-/** Starts and follows imports. */
-export class ImportClient {
-  readonly store: ImportStore;
+/** Starts and follows imports and shares. */
+export class NetworkClient {
+  readonly store: NetworkStore;
   private readonly temporal: Client;
   private readonly taskQueue: string;
   private readonly defaults: ImportOptions;
 
-  constructor(options: ImportClientOptions) {
+  constructor(options: NetworkClientOptions) {
     this.temporal = options.client;
-    this.store = new ImportStore(options.db);
+    this.store = new NetworkStore(options.db);
     this.taskQueue = options.workflowTaskQueue ?? TaskQueue.WORKFLOWS;
     this.defaults = options.defaults ?? {};
   }
@@ -103,6 +104,30 @@ export class ImportClient {
   /** Cancels the running import; its calls in flight are aborted. */
   async cancelImport(network: string, accountId: string): Promise<void> {
     await this.temporal.workflow.getHandle(importWorkflowId(network, accountId)).cancel();
+  }
+
+  /**
+   * Shares an activity (already stored by the feed client) to an account's network and returns
+   * at once; `waitForShare` gives the outcome. Sharing the same activity to the same account again
+   * runs once and posts once.
+   */
+  async shareActivity(network: string, accountId: string, activityId: string): Promise<{ workflowId: string }> {
+    const input: ShareInput = { network, accountId, activityId, ...(this.defaults.taskQueue ? { taskQueue: this.defaults.taskQueue } : {}) };
+    validateShareInput(input);
+    const handle = await this.temporal.workflow.start(SHARE_WORKFLOW_TYPE, {
+      taskQueue: this.taskQueue,
+      workflowId: shareWorkflowId(network, accountId, activityId),
+      args: [input],
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      staticSummary: `share ${activityId} to ${network} as ${accountId}`,
+    });
+    return { workflowId: handle.workflowId };
+  }
+
+  /** Waits for a share and returns how it ended (`shared`, or `needs_reauth`). */
+  async waitForShare(network: string, accountId: string, activityId: string): Promise<ShareOutcome> {
+    return this.temporal.workflow.getHandle(shareWorkflowId(network, accountId, activityId)).result();
   }
 
   /** Friend ids imported for an account. */
