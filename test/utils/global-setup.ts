@@ -1,13 +1,14 @@
 /**
  * Vitest global setup: the real servers every integration test talks to.
- * Starts a headless Temporal dev server and FerretDB on free ports, unless TEMPORAL_ADDRESS /
- * MONGODB_URI point at existing ones, and provides their addresses to the tests.
+ * Starts a headless Temporal dev server and the store (FerretDB, or mongod with
+ * `FANOUT_STORE=mongodb`) on free ports, unless TEMPORAL_ADDRESS / MONGODB_URI point at existing
+ * ones, and provides their addresses to the tests.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { ensureTools, type ManagedServer, startFerretDb, startTemporalDevServer } from '../../src/dev/local-stack';
+import { ensureTools, type ManagedServer, startStore, startTemporalDevServer, storeKind } from '../../src/dev/local-stack';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,7 +20,8 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
-  const tools = ensureTools();
+  const store = storeKind();
+  const tools = ensureTools({ mongod: store === 'mongodb' && !process.env.MONGODB_URI });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'feed-fanout-test-'));
   const started: ManagedServer[] = [];
   const stopAll = async () => {
@@ -35,7 +37,11 @@ export default async function setup(project: TestProject) {
     }
     let mongodbUri = process.env.MONGODB_URI;
     if (!mongodbUri) {
-      const server = await startFerretDb({ dataDir: path.join(dir, 'ferretdb'), logFile: path.join(dir, 'ferretdb.log'), binary: tools.ferretdb });
+      const server = await startStore(store, {
+        dataDir: path.join(dir, store),
+        logFile: path.join(dir, `${store}.log`),
+        binary: store === 'mongodb' ? tools.mongod : tools.ferretdb,
+      });
       started.push(server);
       mongodbUri = server.address;
     }
