@@ -81,9 +81,11 @@ describe('fanout on the dev server', () => {
     expect(owners).toHaveLength(10_000);
     expect(owners).toEqual(followers.all);
     expect(summary).toMatchObject({ done: true, followersSeen: 10_000, failures: [] });
-    // Pages of 1,000 hold 250 HIGH + 750 LOW followers: chunks of 100, 100, 50 and 7 x 100, 50.
-    expect(summary.high).toMatchObject({ followers: 2_500, chunksDone: 30, chunksFailed: 0, entriesChanged: 2_500 });
-    expect(summary.low).toMatchObject({ followers: 7_500, chunksDone: 80, chunksFailed: 0, entriesChanged: 7_500 });
+    // Two pages of 5,000 (the default) hold 1,250 HIGH + 3,750 LOW followers each: chunks of
+    // 12 x 100 + 50 and 37 x 100 + 50.
+    expect(summary.pagesRead).toBe(2);
+    expect(summary.high).toMatchObject({ followers: 2_500, chunksDone: 26, chunksFailed: 0, entriesChanged: 2_500 });
+    expect(summary.low).toMatchObject({ followers: 7_500, chunksDone: 76, chunksFailed: 0, entriesChanged: 7_500 });
     for (const id of followers.high) expect(queueOf.get(id)).toEqual([queues.high]);
     for (const id of followers.low) expect(queueOf.get(id)).toEqual([queues.low]);
     // The actor's own feed got it too, read back through the client.
