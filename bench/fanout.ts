@@ -217,8 +217,8 @@ async function main(): Promise<void> {
     console.log('|---|---:|---:|---:|');
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
     console.log(`\nratio (fanout rate / raw rate): ${(fanout.rate / raw.rate).toFixed(2)}`);
-    console.log(`same job without Temporal / raw rate: ${(plain.rate / raw.rate).toFixed(2)} (the most any orchestration could reach on this store)`);
-    console.log(`fanout rate / same job without Temporal: ${(fanout.rate / plain.rate).toFixed(2)} (Temporal's share of the cost)`);
+    console.log(`same job without Temporal / raw rate: ${(plain.rate / raw.rate).toFixed(2)} (what reading the followers from this store costs)`);
+    console.log(`fanout rate / same job without Temporal: ${(fanout.rate / plain.rate).toFixed(2)} (what Temporal costs)`);
 
     await db.dropDatabase();
     await mongo.close();
