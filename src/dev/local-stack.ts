@@ -178,7 +178,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
 }
 
 /** Options of {@link startFerretDb}, {@link startMongod} and {@link startStore}. */
-export interface FerretDbOptions {
+export interface StoreOptions {
   /** Port of the MongoDB wire protocol. @default a free port */
   port?: number;
   /** Directory of the SQLite files. */
@@ -189,11 +189,8 @@ export interface FerretDbOptions {
   binary?: string;
 }
 
-/** Options of the store servers. */
-export type StoreOptions = FerretDbOptions;
-
 /** Starts FerretDB with its SQLite backend. */
-export async function startFerretDb(options: FerretDbOptions): Promise<ManagedServer> {
+export async function startFerretDb(options: StoreOptions): Promise<ManagedServer> {
   const port = options.port ?? (await freePort());
   if (await portInUse(port)) throw new LocalStackError(`port ${port} (FerretDB) is already in use; stop what holds it or choose another port`);
   mkdirSync(options.dataDir, { recursive: true });
