@@ -98,7 +98,7 @@ async function main(): Promise<void> {
   const chunkSize = arg('chunk-size', FANOUT_DEFAULTS.chunkSize);
   const maxInFlight = arg('in-flight', FANOUT_DEFAULTS.maxInFlight);
   const storeAt = process.argv.indexOf('--store');
-  const storeKindArg = storeKind(storeAt < 0 ? process.env.FANOUT_STORE : process.argv[storeAt + 1]);
+  const storeKindArg = storeAt < 0 ? storeKind() : storeKind(process.argv[storeAt + 1] ?? '(nothing)', '--store');
   Runtime.install({ logger: new DefaultLogger('WARN') });
 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'feed-fanout-bench-'));
@@ -116,7 +116,8 @@ async function main(): Promise<void> {
     let mongodbUri = process.env.MONGODB_URI;
     let storeName = 'MONGODB_URI';
     if (!mongodbUri) {
-      const server = await startStore(storeKindArg, { dataDir: path.join(dir, 'store'), logFile: path.join(dir, 'store.log') });
+      const binary = storeKindArg === 'mongodb' ? tools.mongod : tools.ferretdb;
+      const server = await startStore(storeKindArg, { dataDir: path.join(dir, 'store'), logFile: path.join(dir, 'store.log'), binary });
       servers.push(server);
       mongodbUri = server.address;
       pids[storeKindArg] = server.process.pid;

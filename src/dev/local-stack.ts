@@ -30,13 +30,13 @@ export interface ToolPaths {
 export type StoreKind = 'ferretdb' | 'mongodb';
 
 /**
- * The store to start: `FANOUT_STORE` (`ferretdb` or `mongodb`), FerretDB by default.
- * @throws LocalStackError naming `FANOUT_STORE` if it holds anything else.
+ * The store to start: `value` (`ferretdb` or `mongodb`, by default `FANOUT_STORE`), FerretDB when unset.
+ * @throws LocalStackError naming `source` if it holds anything else.
  */
-export function storeKind(value = process.env.FANOUT_STORE): StoreKind {
+export function storeKind(value = process.env.FANOUT_STORE, source = 'FANOUT_STORE'): StoreKind {
   if (value === undefined || value === '' || value === 'ferretdb') return 'ferretdb';
   if (value === 'mongodb') return 'mongodb';
-  throw new LocalStackError(`FANOUT_STORE must be "ferretdb" or "mongodb", got ${JSON.stringify(value)}`);
+  throw new LocalStackError(`${source} must be "ferretdb" or "mongodb", got ${JSON.stringify(value)}`);
 }
 
 /** Builds the tools if missing (see scripts/install-tools.sh) and returns their paths. */
