@@ -1,11 +1,17 @@
 /** Choosing the local store: `FANOUT_STORE` and the bench's `--store` are checked at the edge. */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LocalStackError } from '../../src/errors';
 import { storeKind } from '../../src/dev/local-stack';
 
 describe('storeKind', () => {
+  // The suite itself runs with FANOUT_STORE set (CI runs it once per store).
+  afterEach(() => vi.unstubAllEnvs());
+
   it('is FerretDB when nothing is set, and takes either store by name', () => {
-    expect(storeKind(undefined)).toBe('ferretdb');
+    vi.stubEnv('FANOUT_STORE', undefined);
+    expect(storeKind()).toBe('ferretdb');
+    vi.stubEnv('FANOUT_STORE', 'mongodb');
+    expect(storeKind()).toBe('mongodb');
     expect(storeKind('')).toBe('ferretdb');
     expect(storeKind('ferretdb')).toBe('ferretdb');
     expect(storeKind('mongodb')).toBe('mongodb');
