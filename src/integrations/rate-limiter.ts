@@ -59,8 +59,11 @@ export type AcquireResult = { granted: true } | { granted: false; waitMs: number
 /** Options of {@link SharedRateLimiter}. */
 export interface SharedRateLimiterOptions {
   /**
-   * Extra spacing added to every known window, for the time between taking a grant and the
-   * request reaching the network (and clock skew between workers). @default 100
+   * Extra spacing added to every known window. A grant is timed when it is inserted, the request
+   * reaches the network later, and a window is only safe if that delay varies by less than the
+   * margin (plus clock skew between workers). 100 ms was exceeded on a loaded 2-core CI machine
+   * (FerretDB inserts, event-loop lag): 5 requests reached the network within 1 s under a limit
+   * of 4. @default 250
    */
   marginMs?: number;
   /** Collection name prefix. @default 'rate_limit' (collections `rate_limit_grants`, `rate_limit_state`) */
@@ -84,7 +87,7 @@ export class SharedRateLimiter {
     const prefix = options.collectionPrefix ?? 'rate_limit';
     this.grants = db.collection<GrantDoc>(`${prefix}_grants`);
     this.state = db.collection<BucketStateDoc>(`${prefix}_state`);
-    this.marginMs = options.marginMs ?? 100;
+    this.marginMs = options.marginMs ?? 250;
     this.now = options.now ?? Date.now;
   }
 

@@ -20,9 +20,9 @@ afterEach(async () => {
 });
 
 /**
- * `n` limiters, each on its own connection, with the default margin (100 ms). The margin covers
- * the time between a grant's insert and its caller acting on it; the window check below measures
- * at the caller, so on a loaded 2-core CI machine a 50 ms margin was exceeded once (6 in 500 ms).
+ * `n` limiters, each on its own connection, with the default margin. The margin covers the time
+ * between a grant's insert and its caller acting on it; the window check below measures at the
+ * caller, so on a loaded 2-core CI machine a 50 ms margin was exceeded once (6 in 500 ms).
  */
 async function limiters(n: number): Promise<SharedRateLimiter[]> {
   const out: SharedRateLimiter[] = [];
