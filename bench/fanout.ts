@@ -22,7 +22,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { MongoClient } from 'mongodb';
 import { FeedClient } from '../src/client';
-import { ensureTools, type ManagedServer, startStore, startTemporalDevServer, storeKind } from '../src/dev/local-stack';
+import { ensureTools, type ManagedServer, startStore, startTemporalDevServer, storeBinary, storeKind } from '../src/dev/local-stack';
 import { FANOUT_DEFAULTS, type FanoutProgress } from '../src/model/fanout';
 import { MongoFollowerSource } from '../src/followers/mongo-follower-source';
 import { FeedStore } from '../src/storage/feed-store';
@@ -116,8 +116,7 @@ async function main(): Promise<void> {
     let mongodbUri = process.env.MONGODB_URI;
     let storeName = 'MONGODB_URI';
     if (!mongodbUri) {
-      const binary = storeKindArg === 'mongodb' ? tools.mongod : tools.ferretdb;
-      const server = await startStore(storeKindArg, { dataDir: path.join(dir, 'store'), logFile: path.join(dir, 'store.log'), binary });
+      const server = await startStore(storeKindArg, { dataDir: path.join(dir, 'store'), logFile: path.join(dir, 'store.log'), binary: storeBinary(tools, storeKindArg) });
       servers.push(server);
       mongodbUri = server.address;
       pids[storeKindArg] = server.process.pid;

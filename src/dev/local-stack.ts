@@ -248,6 +248,11 @@ export async function startMongod(options: StoreOptions): Promise<ManagedServer>
   return { name: 'mongod', address: uri, process: child, stop: stopper(child) };
 }
 
+/** The binary of store `kind` among `tools` (mongod only if `ensureTools` was asked for it). */
+export function storeBinary(tools: ToolPaths, kind: StoreKind): string | undefined {
+  return kind === 'mongodb' ? tools.mongod : tools.ferretdb;
+}
+
 /** Starts the store `kind` (see {@link storeKind}): FerretDB or mongod. */
 export async function startStore(kind: StoreKind, options: StoreOptions): Promise<ManagedServer> {
   return kind === 'mongodb' ? startMongod(options) : startFerretDb(options);

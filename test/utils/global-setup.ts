@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { ensureTools, type ManagedServer, startStore, startTemporalDevServer, storeKind } from '../../src/dev/local-stack';
+import { ensureTools, type ManagedServer, startStore, startTemporalDevServer, storeBinary, storeKind } from '../../src/dev/local-stack';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -40,7 +40,7 @@ export default async function setup(project: TestProject) {
       const server = await startStore(store, {
         dataDir: path.join(dir, store),
         logFile: path.join(dir, `${store}.log`),
-        binary: store === 'mongodb' ? tools.mongod : tools.ferretdb,
+        binary: storeBinary(tools, store),
       });
       started.push(server);
       mongodbUri = server.address;
