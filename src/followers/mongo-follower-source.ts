@@ -7,6 +7,7 @@ import type { Collection, Db } from 'mongodb';
 import { ValidationError } from '../errors';
 import { checkInt } from '../model/validation';
 import { Collections, type FollowDoc, type UserDoc } from '../storage/collections';
+import { isFerretDb } from '../storage/server-kind';
 import type { FollowerPage, FollowerPageRequest, FollowerSource } from './follower-source';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -87,11 +88,7 @@ export class MongoFollowerSource implements FollowerSource {
   /** The strategy in effect (`auto` resolved by asking the server what it is). */
   async pagingStrategy(): Promise<'query' | 'snapshot'> {
     if (this.paging !== 'auto') return this.paging;
-    this.resolvedPaging ??= this.db
-      .admin()
-      .command({ buildInfo: 1 })
-      .then((info) => (typeof info.ferretdbVersion === 'string' ? ('snapshot' as const) : ('query' as const)))
-      .catch(() => 'query' as const);
+    this.resolvedPaging ??= isFerretDb(this.db).then((ferret) => (ferret ? 'snapshot' : 'query'));
     return this.resolvedPaging;
   }
 

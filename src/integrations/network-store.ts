@@ -7,9 +7,10 @@
  * page itself by `(importId, pageNo)`.
  * @module
  */
-import { type Collection, type Db, MongoBulkWriteError } from 'mongodb';
+import { type Collection, type Db, MongoBulkWriteError, type WriteConcernSettings } from 'mongodb';
 import { type ItemOutcomes, noOutcomes } from '../model/imports';
 import { Collections } from '../storage/collections';
+import { withWriteConcern } from '../storage/durability';
 import { insertManyIgnoringDuplicates, isDuplicateKey } from '../storage/insert';
 import { readPath } from './network';
 
@@ -84,7 +85,10 @@ export class NetworkStore {
   readonly shares: Collection<NetworkShareDoc>;
   private readonly activities: Collection<{ _id: string; actor: string; verb: string; object: string; target?: string }>;
 
-  constructor(db: Db) {
+  constructor(rawDb: Db, options: { writeConcern?: WriteConcernSettings } = {}) {
+    // Every write durable (see src/storage/durability.ts): a staged page or an imported friend
+    // acknowledged to Temporal must survive a crash of the database.
+    const db = withWriteConcern(rawDb, options.writeConcern);
     this.accounts = db.collection<NetworkAccountDoc>('network_accounts');
     this.friends = db.collection<NetworkFriendDoc>('network_friends');
     this.pages = db.collection<StagedPageDoc>('network_import_pages');

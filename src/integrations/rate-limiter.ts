@@ -27,6 +27,7 @@
  */
 import type { Collection, Db } from 'mongodb';
 import { StoreError } from '../errors';
+import { withWriteConcern } from '../storage/durability';
 import type { AdaptiveRateLimit, KnownRateLimit } from './network';
 
 /** A grant: one request's right to go. */
@@ -83,7 +84,10 @@ export class SharedRateLimiter {
   private readonly marginMs: number;
   private readonly now: () => number;
 
-  constructor(db: Db, options: SharedRateLimiterOptions = {}) {
+  constructor(rawDb: Db, options: SharedRateLimiterOptions = {}) {
+    // Durable grants (see src/storage/durability.ts): a grant lost in a database crash after it
+    // was handed out would let its number be granted twice, breaking the limit.
+    const db = withWriteConcern(rawDb);
     const prefix = options.collectionPrefix ?? 'rate_limit';
     this.grants = db.collection<GrantDoc>(`${prefix}_grants`);
     this.state = db.collection<BucketStateDoc>(`${prefix}_state`);

@@ -2,11 +2,13 @@
  * Writing the follow graph and users' activity times. Idempotent: following twice is one edge.
  * @module
  */
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, WriteConcernSettings } from 'mongodb';
 import { ValidationError } from '../errors';
 import { checkId } from '../model/validation';
 import { Collections, type FollowDoc, followId, type UserCountsDoc, type UserDoc } from './collections';
+import { withWriteConcern } from './durability';
 import { insertManyIgnoringDuplicates, isDuplicateKey } from './insert';
+import { isFerretDb } from './server-kind';
 
 /**
  * Operation tokens remembered per user's counts. A retried follow or unfollow finds its token and
@@ -35,9 +37,48 @@ export interface FollowEdge {
   followee: string;
 }
 
+/**
+ * How follower / following counts are kept.
+ * - `counters`: a `user_counts` document per user, changed by one atomic, token-guarded `$inc`
+ *   per follow or unfollow; reading a count is one lookup by `_id`. Needs a store that updates one
+ *   document atomically (MongoDB).
+ * - `edges`: no counters; a count is the number of edges, counted when read. Exact on any store,
+ *   but a read costs a count over the user's edges.
+ * - `auto`: `edges` on FerretDB, whose SQLite backend reads and rewrites a document in two steps,
+ *   so concurrent `$inc`s of one user's counts lose increments (100 concurrent follows counted
+ *   89-93); `counters` elsewhere.
+ */
+export type CountingMode = 'counters' | 'edges' | 'auto';
+
+/** Options of {@link FollowStore}. */
+export interface FollowStoreOptions {
+  /** How counts are kept. @default 'auto' */
+  counting?: CountingMode;
+  /** Write concern of every write. @default DURABLE_WRITE_CONCERN (journaled, majority) */
+  writeConcern?: WriteConcernSettings;
+}
+
 /** Follow-graph storage. */
 export class FollowStore {
-  constructor(readonly db: Db) {}
+  /** The database, with the store's write concern on every collection. */
+  readonly db: Db;
+  private readonly counting: CountingMode;
+  private resolvedCounting?: Promise<'counters' | 'edges'>;
+
+  constructor(db: Db, options: FollowStoreOptions = {}) {
+    this.db = withWriteConcern(db, options.writeConcern);
+    this.counting = options.counting ?? 'auto';
+    if (!['counters', 'edges', 'auto'].includes(this.counting)) {
+      throw new ValidationError('counting', `must be "counters", "edges" or "auto", got ${JSON.stringify(this.counting)}`);
+    }
+  }
+
+  /** The counting mode in effect (`auto` resolved by asking the server what it is). */
+  countingMode(): Promise<'counters' | 'edges'> {
+    if (this.counting !== 'auto') return Promise.resolve(this.counting);
+    this.resolvedCounting ??= isFerretDb(this.db).then((ferret) => (ferret ? 'edges' : 'counters'));
+    return this.resolvedCounting;
+  }
 
   /**
    * Records many follow edges with unordered batched inserts (for imports and fixtures).
@@ -83,6 +124,8 @@ export class FollowStore {
       edge = await this.follows.findOne({ _id });
       if (!edge) return this.follow(follower, followee, op, at); // deleted in between: try again
     }
+    // Counted from the edges: the edge is the count.
+    if ((await this.countingMode()) === 'edges') return { created: edge.op === op };
     // Already following, counted: nothing to do. An edge not counted yet (this operation's earlier
     // try, or one that crashed) is counted now under its own token, so no try counts it twice.
     if (edge.counted !== false && edge.op !== op) return { created: false };
@@ -108,6 +151,7 @@ export class FollowStore {
     const _id = followId(followee, follower);
     const edge = await this.follows.findOne({ _id });
     if (!edge) return { removed: false };
+    if ((await this.countingMode()) === 'edges') return { removed: (await this.follows.deleteOne({ _id })).deletedCount === 1 };
     let token = edge.removeOp;
     if (!token) {
       token = op;
@@ -135,6 +179,13 @@ export class FollowStore {
   /** A user's follower and following counts (zero for an unknown user). */
   async getCounts(userId: string): Promise<FollowCounts> {
     checkId('userId', userId);
+    if ((await this.countingMode()) === 'edges') {
+      const [followers, following] = await Promise.all([
+        this.follows.countDocuments({ followee: userId }),
+        this.follows.countDocuments({ follower: userId }),
+      ]);
+      return { followers, following };
+    }
     const doc = await this.counts.findOne({ _id: userId }, { projection: { followers: 1, following: 1 } });
     return { followers: doc?.followers ?? 0, following: doc?.following ?? 0 };
   }
@@ -144,6 +195,7 @@ export class FollowStore {
    * counts that drifted. Concurrent follows of the same users may need another recount.
    */
   async recount(userIds: readonly string[]): Promise<void> {
+    if ((await this.countingMode()) === 'edges') return; // nothing stored to repair
     for (const userId of new Set(userIds)) {
       const [followers, following] = await Promise.all([
         this.follows.countDocuments({ followee: userId }),

@@ -45,7 +45,10 @@ export interface CreateWorkersOptions {
   queues?: QueuePlan[];
   /** Follower source. @default MongoFollowerSource on `db` */
   followers?: FollowerSource;
-  /** Feed configuration (`feeds`: the same FeedsConfig the client uses). @default DEFAULT_FEEDS */
+  /**
+   * Feed configuration (`feeds`: the same FeedsConfig the client uses) and the write concern of
+   * every store the activities write through. @default DEFAULT_FEEDS, DURABLE_WRITE_CONCERN
+   */
   feedStore?: FeedStoreOptions;
   /**
    * Tells followees about new followers. `null` turns notifications off.
@@ -91,10 +94,10 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Work
   const notifier = options.notifier === undefined ? (store.feeds.has(FeedType.NOTIFICATION) ? new FeedNotifier(store) : undefined) : (options.notifier ?? undefined);
   const activities: AllActivities = {
     ...createFanoutActivities({ store, followers: options.followers ?? new MongoFollowerSource(options.db) }),
-    ...createFollowActivities({ store, follows: new FollowStore(options.db), notifier }),
+    ...createFollowActivities({ store, follows: new FollowStore(options.db, { writeConcern: options.feedStore?.writeConcern }), notifier }),
     ...createNetworkActivities({
       ...options.imports,
-      store: new NetworkStore(options.db),
+      store: new NetworkStore(options.db, { writeConcern: options.feedStore?.writeConcern }),
       networks: options.networks ?? {},
       limiter: options.imports?.limiter ?? new SharedRateLimiter(options.db),
     }),
