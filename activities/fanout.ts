@@ -5,12 +5,14 @@
  * @module
  */
 import { activityInfo, log } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
 import { ValidationError } from '../src/errors';
 import type { FollowerPage, FollowerSource } from '../src/followers/follower-source';
 import { FanoutOperation, Limits } from '../src/model/constants';
-import { checkFeedTypes, checkId, checkIdList, checkInt, checkObject } from '../src/model/validation';
+import { checkEpochMs, checkFeedTypes, checkId, checkIdList, checkInt, checkObject } from '../src/model/validation';
 import type { FeedStore, FeedWriteResult } from '../src/storage/feed-store';
 import { failFastOnBadInput } from './failures';
+import { withHeartbeats } from './heartbeat';
 
 /** What the fanout activities need. */
 export interface FanoutActivityDeps {
@@ -24,6 +26,23 @@ export interface FanoutActivityDeps {
 export interface GetFollowerPageInput {
   userId: string;
   cursor: string | null;
+  limit: number;
+}
+
+/** Input of `resolveFanoutFeedTypes`. */
+export interface ResolveFeedTypesInput {
+  /** Feed types the fanout was asked to write. @default the store's feed types with `fanout: true` */
+  feedTypes?: string[];
+}
+
+/** Input of `removeActivityEntries`: one batch of a removal's sweep. */
+export interface RemoveActivityEntriesInput {
+  activityId: string;
+  /** The activity's actor (aggregated feeds uncount it where none of a group's activities is theirs). */
+  actorId: string;
+  /** Feed types to sweep. @default the store's feed types with `fanout: true` */
+  feedTypes?: string[];
+  /** Entries (or groups) removed per feed type in this batch (1..30,000). */
   limit: number;
 }
 
@@ -42,7 +61,22 @@ export interface WriteFeedChunkInput {
 
 /** Creates the fanout activities bound to their dependencies. */
 export function createFanoutActivities({ store, followers }: FanoutActivityDeps) {
+  const feedTypesOf = (raw: unknown): string[] => {
+    const feedTypes = raw === undefined ? store.fanoutFeedTypes : checkFeedTypes('input.feedTypes', raw);
+    feedTypes.forEach((t, i) => store.config(t, `input.feedTypes[${i}]`));
+    return feedTypes;
+  };
+
   return {
+    /**
+     * The feed types a fanout writes, checked against this worker's configuration: the given ones,
+     * or the configured fanout feed types. Run once per fanout (as a local activity) before any
+     * chunk is dispatched, so a misspelled feed type fails the fanout at once and writes nothing.
+     */
+    async resolveFanoutFeedTypes(input: ResolveFeedTypesInput): Promise<string[]> {
+      return failFastOnBadInput(async () => feedTypesOf(checkObject('input', input).feedTypes));
+    },
+
     /** Reads one page of `userId`'s followers, split into HIGH and LOW. */
     async getFollowerPage(input: GetFollowerPageInput): Promise<FollowerPage> {
       return failFastOnBadInput(async () => {
@@ -52,43 +86,70 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
         const limit = checkInt('input.limit', input.limit, 1, Limits.MAX_PAGE_SIZE);
         // The workflow id names the walk (it survives continue-as-new), so a source may cache per walk.
         const walkId = activityInfo().workflowExecution?.workflowId;
-        return followers.getFollowerPage({ userId, cursor, limit, walkId });
+        return withHeartbeats(() => followers.getFollowerPage({ userId, cursor, limit, walkId }));
       });
     },
 
     /**
-     * Adds the activity to (or removes it from) the feeds of one chunk of followers, in one
-     * unordered batched write. Safe to retry: entries already written are counted, not duplicated.
+     * One batch of a removal: deletes up to `limit` of the activity's entries (or group
+     * memberships) from each feed type, whoever's feeds they are in (see `FeedStore.sweepActivity`).
+     * `more` tells whether another batch is needed. Idempotent; heartbeats; stops between feed
+     * types once cancelled.
+     */
+    async removeActivityEntries(input: RemoveActivityEntriesInput): Promise<{ changed: number; more: boolean }> {
+      return failFastOnBadInput(async () => {
+        checkObject('input', input);
+        const feedTypes = feedTypesOf(input.feedTypes);
+        const activityId = checkId('input.activityId', input.activityId);
+        const actor = checkId('input.actorId', input.actorId);
+        const limit = checkInt('input.limit', input.limit, 1, Limits.MAX_REMOVE_BATCH);
+        return withHeartbeats(async (signal) => {
+          let changed = 0;
+          let more = false;
+          for (const feedType of feedTypes) {
+            if (signal.aborted) throw new CancelledFailure(`removal batch stopped before feed type ${feedType}: ${String(signal.reason)}`);
+            const res = await store.sweepActivity(feedType, activityId, actor, limit);
+            changed += res.changed;
+            more ||= res.more;
+          }
+          return { changed, more };
+        });
+      });
+    },
+
+    /**
+     * Adds the activity to (or removes it from) the feeds of one chunk of followers: one batched
+     * write per feed type. Safe to retry: entries already written are counted, not duplicated.
+     * Heartbeats while it runs and stops between feed types once cancelled or timed out, so an
+     * abandoned attempt does not keep writing beside its retry.
      */
     async writeFeedChunk(input: WriteFeedChunkInput): Promise<FeedWriteResult> {
       return failFastOnBadInput(async () => {
         checkObject('input', input);
-        const feedTypes = input.feedTypes === undefined ? store.fanoutFeedTypes : checkFeedTypes('input.feedTypes', input.feedTypes);
-        feedTypes.forEach((t, i) => store.config(t, `input.feedTypes[${i}]`));
+        const feedTypes = feedTypesOf(input.feedTypes);
         const activityId = checkId('input.activityId', input.activityId);
         const actor = checkId('input.actorId', input.actorId);
         const ids = checkIdList('input.followerIds', input.followerIds, Limits.MAX_CHUNK_SIZE);
-        const total: FeedWriteResult = { changed: 0, unchanged: 0, trimmed: 0 };
-        const add = (res: FeedWriteResult) => {
-          total.changed += res.changed;
-          total.unchanged += res.unchanged;
-          total.trimmed += res.trimmed;
-        };
-        if (input.operation === FanoutOperation.ADD) {
-          if (typeof input.activityTime !== 'number' || !Number.isFinite(input.activityTime)) {
-            throw new ValidationError('input.activityTime', 'must be epoch milliseconds for operation "add"');
+        const operation = input.operation;
+        if (operation !== FanoutOperation.ADD && operation !== FanoutOperation.REMOVE) {
+          throw new ValidationError('input.operation', `must be "add" or "remove", got ${JSON.stringify(operation)}`);
+        }
+        const time = operation === FanoutOperation.ADD ? new Date(checkEpochMs('input.activityTime', input.activityTime)) : undefined;
+        return withHeartbeats(async (signal) => {
+          const total: FeedWriteResult = { changed: 0, unchanged: 0, trimmed: 0 };
+          for (const feedType of feedTypes) {
+            if (signal.aborted) throw new CancelledFailure(`chunk write stopped before feed type ${feedType}: ${String(signal.reason)}`);
+            // One batched write per feed type; each is idempotent, so a retry redoes none twice.
+            const res = time
+              ? await store.addToFeeds(feedType, ids, { id: activityId, actor, time })
+              : await store.removeFromFeeds(feedType, ids, { id: activityId, actor });
+            total.changed += res.changed;
+            total.unchanged += res.unchanged;
+            total.trimmed += res.trimmed;
           }
-          const time = new Date(input.activityTime);
-          // One batched write per feed type; each is idempotent, so a retry redoes none twice.
-          for (const feedType of feedTypes) add(await store.addToFeeds(feedType, ids, { id: activityId, actor, time }));
-          if (total.unchanged > 0) log.info('feed entries already present (earlier attempt)', { activityId, feedTypes, unchanged: total.unchanged });
+          if (time && total.unchanged > 0) log.info('feed entries already present (earlier attempt)', { activityId, feedTypes, unchanged: total.unchanged });
           return total;
-        }
-        if (input.operation === FanoutOperation.REMOVE) {
-          for (const feedType of feedTypes) add(await store.removeFromFeeds(feedType, ids, { id: activityId, actor }));
-          return total;
-        }
-        throw new ValidationError('input.operation', `must be "add" or "remove", got ${JSON.stringify(input.operation)}`);
+        });
       });
     },
   };

@@ -7,16 +7,17 @@ import { randomUUID } from 'node:crypto';
 import {
   type Client,
   WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   type WorkflowHandle,
   type WorkflowStartOptions,
 } from '@temporalio/client';
-import { defineSearchAttributeKey, SearchAttributeType, TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
-import type { Db } from 'mongodb';
-import { ValidationError } from './errors';
+import { ApplicationFailure, defineSearchAttributeKey, SearchAttributeType, TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
+import type { Db, WriteConcernSettings } from 'mongodb';
+import { FANOUT_FAILED_FAILURE_TYPE, FanoutFailedError, ValidationError } from './errors';
 import { deriveActivityId } from './model/activity-id';
 import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType, fanoutWorkflowId, SearchAttribute, TaskQueue } from './model/constants';
-import { type FanoutOptions, type FanoutProgress, type FanoutWorkflowInput, progressQuery, resolveFanoutOptions } from './model/fanout';
+import { FANOUT_OPTION_KEYS, type FanoutOptions, type FanoutProgress, type FanoutWorkflowInput, progressQuery, resolveFanoutOptions } from './model/fanout';
 import type { FeedsConfig } from './model/feeds';
 import {
   FOLLOW_WORKFLOW_TYPE,
@@ -29,7 +30,7 @@ import {
   followWorkflowId,
   resolveFollowOptions,
 } from './model/follow';
-import { type ActivityInput, checkId, checkIdList, validateActivity } from './model/validation';
+import { type ActivityInput, checkId, checkIdList, checkKeys, validateActivity } from './model/validation';
 import type { NotificationCounts } from './storage/aggregated-feed';
 import { type AggregatedFeedPage, type FeedPage, FeedStore, type ReadFeedOptions } from './storage/feed-store';
 import { checkFollowPair, type FollowCounts, type FollowEdge, FollowStore } from './storage/follow-store';
@@ -44,6 +45,12 @@ export interface FeedClientOptions {
   db: Db;
   /** Feed types (see {@link FeedsConfig}); must be the workers' configuration. @default DEFAULT_FEEDS */
   feeds?: FeedsConfig;
+  /**
+   * Write concern of every write the client makes (activities, the actor's own feed, direct
+   * notifications). Weakening it gives up the guarantee that an acknowledged write survives a
+   * crash of the database. @default DURABLE_WRITE_CONCERN (journaled; majority on a replica set)
+   */
+  writeConcern?: WriteConcernSettings;
   /** Task queue of the workflows. @default 'fanout' */
   taskQueue?: string;
   /** Default tuning of every fanout started by this client. @default see {@link FanoutOptions} */
@@ -116,8 +123,8 @@ export class FeedClient {
     if (!options?.temporal) throw new ValidationError('options.temporal', 'is required (a connected @temporalio/client Client)');
     if (!options.db) throw new ValidationError('options.db', 'is required (a mongodb Db)');
     this.temporal = options.temporal;
-    this.store = new FeedStore(options.db, { feeds: options.feeds });
-    this.follows = new FollowStore(options.db);
+    this.store = new FeedStore(options.db, { feeds: options.feeds, writeConcern: options.writeConcern });
+    this.follows = new FollowStore(options.db, { writeConcern: options.writeConcern });
     this.taskQueue = options.taskQueue ?? TaskQueue.WORKFLOWS;
     this.fanoutDefaults = resolveFanoutOptions(options.fanout ?? {}, 'options.fanout.');
     this.searchAttributes = options.searchAttributes ?? true;
@@ -131,7 +138,7 @@ export class FeedClient {
    */
   async addActivity(activity: ActivityInput, options: AddActivityOptions = {}): Promise<FanoutStarted> {
     const a = validateActivity(activity, new Date());
-    const { publishAt, ...tuning } = options;
+    const { publishAt, ...tuning } = checkKeys('options', options, [...FANOUT_OPTION_KEYS, 'publishAt']) as AddActivityOptions;
     const fanout = resolveFanoutOptions({ ...this.fanoutDefaults, ...tuning }, 'options.');
     if (publishAt !== undefined && (!(publishAt instanceof Date) || Number.isNaN(publishAt.getTime()))) {
       throw new ValidationError('options.publishAt', 'must be a valid Date');
@@ -163,6 +170,7 @@ export class FeedClient {
    */
   async removeActivity(activityId: string, options: Pick<FanoutOptions, 'feedTypes'> = {}): Promise<FanoutStarted> {
     checkId('activityId', activityId);
+    checkKeys('options', options, ['feedTypes']);
     const { feedTypes } = resolveFanoutOptions({ ...this.fanoutDefaults, ...options }, 'options.');
     this.checkFeedTypes(feedTypes);
     const removeId = fanoutWorkflowId(FanoutOperation.REMOVE, activityId);
@@ -206,7 +214,7 @@ export class FeedClient {
 
   /** Reads a page of `owner`'s notification feed, with the unseen / unread counts. */
   async readNotifications(owner: string, options: NotificationOptions = {}): Promise<NotificationPage> {
-    const { feedType = FeedType.NOTIFICATION, ...paging } = options;
+    const { feedType = FeedType.NOTIFICATION, ...paging } = checkKeys('options', options, ['feedType', 'limit', 'before']) as NotificationOptions;
     const page = await this.store.readAggregatedFeed(feedType, owner, paging);
     return { ...page, counts: await this.store.aggregated(feedType).counts(owner) };
   }
@@ -229,6 +237,7 @@ export class FeedClient {
 
   private async mark(owner: string, what: 'seen' | 'read', options: { groups?: string[]; feedType?: string }): Promise<number> {
     checkId('owner', owner);
+    checkKeys('options', options, ['groups', 'feedType']);
     const feed = this.store.aggregated(options.feedType ?? FeedType.NOTIFICATION, 'options.feedType');
     if (options.groups !== undefined) {
       if (!Array.isArray(options.groups) || options.groups.some((g) => typeof g !== 'string' || g.length === 0 || g.length > 300)) {
@@ -323,9 +332,24 @@ export class FeedClient {
     return this.handle(activityId, operation).query(progressQuery);
   }
 
-  /** Waits for an activity's fanout to finish and returns its summary. */
+  /**
+   * Waits for an activity's fanout to finish and returns its summary.
+   * @throws FanoutFailedError if chunks failed for good (the run ended *Failed*); its message gives
+   *   the counts and the first errors, its `progress` the counters.
+   * @throws WorkflowFailedError from `@temporalio/client` if the run failed otherwise (bad input,
+   *   cancelled, terminated).
+   */
   async waitForFanout(activityId: string, operation: FanoutOperation = FanoutOperation.ADD): Promise<FanoutProgress> {
-    return this.handle(activityId, operation).result();
+    const handle = this.handle(activityId, operation);
+    try {
+      return await handle.result();
+    } catch (err) {
+      const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === FANOUT_FAILED_FAILURE_TYPE) {
+        throw new FanoutFailedError(cause.message, handle.workflowId, cause.details?.[0] as FanoutProgress | undefined, { cause: err });
+      }
+      throw err;
+    }
   }
 
   /** The workflow handle of an activity's fanout. */

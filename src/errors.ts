@@ -8,11 +8,13 @@
  *   - {@link ConfigurationError}: the process was started wrong (missing tool, bad env variable).
  *   - {@link StoreError}: the feed store failed at run time (wraps the driver error as `cause`).
  *   - {@link LocalStackError}: a local server (Temporal dev server, FerretDB) could not be started.
+ *   - {@link FanoutFailedError}: a fanout ended *Failed* because some of its chunks failed for good.
  *
  * This module is pure (no Node built-ins) so workflows may import it.
  *
  * @module
  */
+import type { FanoutProgress } from './model/fanout';
 
 /** Base class of all errors thrown by this package. */
 export class FanoutError extends Error {
@@ -43,6 +45,31 @@ export class LocalStackError extends FanoutError {}
 
 /** The `ApplicationFailure.type` used for validation failures, so callers can match on it. */
 export const VALIDATION_FAILURE_TYPE = 'ValidationError';
+
+/**
+ * The `ApplicationFailure.type` of a fanout that ended with chunks that failed for good (its
+ * details hold the final progress). Non-retryable: the chunks were retried already.
+ */
+export const FANOUT_FAILED_FAILURE_TYPE = 'FanoutFailed';
+
+/**
+ * A fanout ended *Failed*: some chunks failed for good (bad data, a misconfigured worker). The
+ * message says how many chunks and followers and quotes the first errors; `progress` has the
+ * counters. The chunks that succeeded stay written; fix the cause and add the activity again
+ * (the fanout reruns, writing only what is missing).
+ */
+export class FanoutFailedError extends FanoutError {
+  constructor(
+    message: string,
+    /** The workflow id of the failed fanout. */
+    readonly workflowId: string,
+    /** The fanout's final progress, when the failure carried it. */
+    readonly progress: FanoutProgress | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
 
 /**
  * A third-party network answered with an error, after its error rules classified it. `kind`

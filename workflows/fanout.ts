@@ -2,12 +2,19 @@
  * `fanoutWorkflow`: writes one activity into (or removes it from) the feeds of every follower of
  * its actor.
  *
- * It pages through the followers with `getFollowerPage` (on the workflow's own task queue), cuts
- * each page into chunks of `chunkSize` ids, and runs one `writeFeedChunk` per chunk: HIGH
- * (active) followers' chunks first and on `high-fanout`, LOW ones on `low-fanout`, at most
- * `maxInFlight` at a time. Before its history grows large it waits for the chunks in flight and
- * continues as new, carrying only the cursor and the counters, so it scales to millions of
- * followers. Its `progress` query answers at any time; it returns the final progress.
+ * It settles the feed types first (a local activity that checks them against the worker's
+ * configuration, so a misspelled one fails the run before anything is written). To add, it pages
+ * through the followers with `getFollowerPage` (on the workflow's own task queue), cuts each page
+ * into chunks of `chunkSize` ids, and runs one `writeFeedChunk` per chunk: HIGH (active)
+ * followers' chunks first and on `high-fanout`, LOW ones on `low-fanout`, at most `maxInFlight` at
+ * a time. To remove, it sweeps the activity's entries out by activity id, in batches on the LOW
+ * queue. Before its history grows large it waits for the work in flight and continues as new,
+ * carrying only the cursor and the counters, so it scales to millions of followers.
+ *
+ * Failures are visible: chunks that fail for good make the run end *Failed* (`FanoutFailed`, with
+ * counts and the first errors) once the others are done; a fanout whose chunks stop finishing for
+ * `stalledAfterMs` (no worker on a queue, store down) is flagged `FanoutStalled` in the list view
+ * and in its current details until they move again. Its `progress` query answers at any time.
  *
  * Deterministic: no I/O, clock or randomness here, only Temporal APIs.
  * @module
@@ -15,25 +22,31 @@
 import {
   ActivityCancellationType,
   type ActivityOptions,
+  ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
   isCancellation,
   log,
   proxyActivities,
+  proxyLocalActivities,
   type RetryPolicy,
+  setCurrentDetails,
   setHandler,
   sleep,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { FanoutActivities } from '../activities/fanout';
-import { ValidationError, VALIDATION_FAILURE_TYPE } from '../src/errors';
+import { FANOUT_FAILED_FAILURE_TYPE, ValidationError, VALIDATION_FAILURE_TYPE } from '../src/errors';
 import { toTemporalFailure } from '../src/model/failures';
-import { FeedType } from '../src/model/constants';
+import { FanoutOperation, FeedType, HEARTBEAT_TIMEOUT_MS, SearchAttribute } from '../src/model/constants';
 import {
   type FanoutProgress,
   type FanoutWorkflowInput,
   initialProgress,
+  MAX_LISTED_FAILURES,
   progressQuery,
   type ResolvedFanoutInput,
   validateFanoutInput,
@@ -41,8 +54,6 @@ import {
 
 /** Continue as new past this history size in bytes even if not suggested (hard limit 50 MB). */
 const MAX_HISTORY_BYTES = 10 * 1024 * 1024;
-/** Failures listed in the progress; the counters still count all of them. */
-const MAX_LISTED_FAILURES = 20;
 
 // Retries: transient errors (database down, worker crash, timeout) are retried with exponential
 // backoff and no attempt limit, so an outage delays a fanout but loses nothing; only bad input
@@ -54,23 +65,35 @@ const retry: RetryPolicy = {
   nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE],
 };
 
+// Both activities heartbeat while they run (activities/heartbeat.ts): a worker killed mid-call is
+// noticed after the heartbeat timeout (seconds), and a live one on a slow store is never timed
+// out while it still works. The start-to-close timeouts only bound a call that hangs outright.
 const { getFollowerPage } = proxyActivities<FanoutActivities>({
-  // One indexed range query plus one lookup; generous because a large page on a slow store is
-  // still one query. No heartbeat: the call cannot report partial progress.
-  startToCloseTimeout: '2 minutes',
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT_MS,
   retry,
 });
 
-// One unordered batched write per chunk: seconds at most. A short timeout re-dispatches a chunk
-// whose worker died quickly; the write is idempotent, so a timed-out attempt that did land is harmless.
-// When the fanout is cancelled (an activity removed while it was still being added), wait for the
-// chunks in flight to finish, so no write can land after the removal that follows.
+// Checked against the workflow worker's configuration, in-process: no task queue round trip.
+const { resolveFanoutFeedTypes } = proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: '10 seconds', retry });
+
+// One batched write per feed type per chunk. When the fanout is cancelled (an activity removed
+// while it was still being added), wait for the chunks in flight to stop (they check between
+// feed types), so no write can land after the removal that follows.
 const chunkOptions: ActivityOptions = {
-  startToCloseTimeout: '30 seconds',
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT_MS,
   retry,
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };
 
+const stalledKey = defineSearchAttributeKey(SearchAttribute.STALLED, SearchAttributeType.BOOL);
+const actorKey = defineSearchAttributeKey(SearchAttribute.ACTOR, SearchAttributeType.KEYWORD);
+
+/**
+ * Validates the input; any error, even an unexpected one from a malformed input, fails the run
+ * with a non-retryable failure, never the workflow task (which would be retried forever).
+ */
 function validate(raw: FanoutWorkflowInput): ResolvedFanoutInput {
   try {
     const input = validateFanoutInput(raw);
@@ -80,7 +103,8 @@ function validate(raw: FanoutWorkflowInput): ResolvedFanoutInput {
     }
     return input;
   } catch (err) {
-    throw toTemporalFailure(err);
+    if (err instanceof ValidationError) throw toTemporalFailure(err);
+    throw ApplicationFailure.create({ message: `input is malformed: ${(err as Error)?.message ?? String(err)}`, type: VALIDATION_FAILURE_TYPE, nonRetryable: true });
   }
 }
 
@@ -93,6 +117,23 @@ function shouldContinueAsNew(maxHistoryEvents: number): boolean {
   return info.continueAsNewSuggested || info.historyLength > maxHistoryEvents || info.historySize > MAX_HISTORY_BYTES;
 }
 
+/** The failure a fanout ends with when chunks failed for good: counts, then the first errors. */
+function fanoutFailure(progress: FanoutProgress, abortReason: string | null): ApplicationFailure {
+  const failedChunks = progress.high.chunksFailed + progress.low.chunksFailed;
+  const chunks = failedChunks + progress.high.chunksDone + progress.low.chunksDone;
+  const failedFollowers = progress.failures.reduce((n, f) => n + (f.firstFollowerId === undefined ? 0 : f.size), 0);
+  const first = progress.failures
+    .slice(0, 3)
+    .map((f) => (f.firstFollowerId === undefined ? `[removal batch] ${f.message}` : `[${f.priority} chunk from ${f.firstFollowerId}, ${f.size} followers] ${f.message}`));
+  const listed = progress.failures.length < failedChunks ? `the first ${progress.failures.length} of them hold ${failedFollowers}` : `${failedFollowers}`;
+  const message =
+    `${progress.operation} fanout of activity ${progress.activityId} failed: ${failedChunks} of ${chunks} chunks failed for good ` +
+    `(${listed} of ${progress.followersSeen} followers seen)` +
+    (abortReason ? `; stopped early: ${abortReason}` : '') +
+    `. First errors: ${first.join(' | ')}`;
+  return ApplicationFailure.create({ message, type: FANOUT_FAILED_FAILURE_TYPE, nonRetryable: true, details: [progress] });
+}
+
 /** Fans one activity out to (or removes it from) the feeds of its actor's followers. */
 export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<FanoutProgress> {
   const input = validate(rawInput);
@@ -100,22 +141,69 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
   let cursor: string | null = input.continued?.cursor ?? null;
   setHandler(progressQuery, () => progress);
 
+  // --- Stall watch -------------------------------------------------------------------------------
+  // Workflow time (deterministic) when each priority's chunks last moved: a chunk finished, or
+  // chunks started waiting. A watchdog timer compares it with `stalledAfterMs`.
+  const lastMoved = { high: 0, low: 0 };
+  let pageWaitSince: number | null = null;
+  // Only runs started with the project's search attributes (FeedClient does it unless told not
+  // to) may upsert one: on a namespace without them, an upsert would fail the workflow task.
+  const searchAttributes = workflowInfo().typedSearchAttributes.get(actorKey) !== undefined;
+  const setStalled = (reason: string | null): void => {
+    if (reason === progress.stalled) return;
+    const was = progress.stalled;
+    progress.stalled = reason;
+    setCurrentDetails(reason ? `Stalled: ${reason}` : '');
+    if (searchAttributes && (reason === null) !== (was === null)) upsertSearchAttributes([{ key: stalledKey, value: reason !== null }]);
+    if (reason) log.warn('fanout stalled', { activityId: input.activityId, reason });
+    else log.info('fanout moving again', { activityId: input.activityId });
+  };
+  let finished = false;
+  // Started by `run`; its pending timer is abandoned when the run ends, and a cancellation ends it.
+  const watch = async (): Promise<void> => {
+    const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
+    while (!finished) {
+      await sleep(Math.max(1000, Math.floor(input.stalledAfterMs / 2)));
+      const now = Date.now();
+      const reasons: string[] = [];
+      for (const priority of ['high', 'low'] as const) {
+        const waiting = progress[priority].chunksInFlight;
+        const idle = now - lastMoved[priority];
+        if (waiting > 0 && idle >= input.stalledAfterMs) {
+          const queue = priority === 'high' ? input.highTaskQueue : input.lowTaskQueue;
+          reasons.push(
+            `no ${priority.toUpperCase()} chunk has finished for ${seconds(idle)} while ${waiting} wait on task queue "${queue}" ` +
+              `(is a worker polling it? check ${priority}TaskQueue, the workers and the store)`,
+          );
+        }
+      }
+      if (pageWaitSince !== null && now - pageWaitSince >= input.stalledAfterMs) {
+        reasons.push(`reading a page of followers has taken ${seconds(now - pageWaitSince)} (is the store reachable?)`);
+      }
+      setStalled(reasons.length ? reasons.join('; ') : null);
+    }
+  };
+  // --- Chunks --------------------------------------------------------------------------------------
   const writesByPriority = {
     high: proxyActivities<FanoutActivities>({ ...chunkOptions, taskQueue: input.highTaskQueue }),
     low: proxyActivities<FanoutActivities>({ ...chunkOptions, taskQueue: input.lowTaskQueue }),
   };
   const inFlight = () => progress.high.chunksInFlight + progress.low.chunksInFlight;
+  // Set when a chunk fails in a way every later chunk would too (its input, not its followers, is
+  // bad): dispatching stops, the chunks in flight finish, and the run fails with this reason.
+  let abortReason: string | null = null;
+  let feedTypes: string[] = input.feedTypes ?? [];
   const startChunk = (priority: 'high' | 'low', followerIds: string[]): void => {
     const counters = progress[priority];
-    const writes = writesByPriority[priority];
+    if (counters.chunksInFlight === 0) lastMoved[priority] = Date.now();
     counters.chunksInFlight++;
-    writes
+    writesByPriority[priority]
       .writeFeedChunk({
         operation: input.operation,
-        ...(input.feedTypes ? { feedTypes: input.feedTypes } : {}),
+        feedTypes,
         activityId: input.activityId,
         actorId: input.actorId,
-        activityTime: input.activityTime,
+        ...(input.activityTime === undefined ? {} : { activityTime: input.activityTime }),
         followerIds,
       })
       // One `then` with both handlers, no `finally`: every promise made in a workflow costs a
@@ -125,35 +213,32 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
           counters.chunksInFlight--;
           counters.chunksDone++;
           counters.entriesChanged += res.changed;
+          lastMoved[priority] = Date.now();
         },
         (err: Error) => {
           counters.chunksInFlight--;
+          lastMoved[priority] = Date.now();
           // Cancelled before it started (the fanout is being cancelled): not a failure.
-          if (isCancellation(err)) return;
-          counters.chunksFailed++;
-          const message = err.cause instanceof Error ? err.cause.message : err.message;
-          if (progress.failures.length < MAX_LISTED_FAILURES) {
-            progress.failures.push({ priority, firstFollowerId: followerIds[0]!, size: followerIds.length, message });
-          }
-          log.error('fanout chunk failed for good', { activityId: input.activityId, priority, firstFollowerId: followerIds[0], message });
+          if (!isCancellation(err)) recordFailure(priority, err, followerIds.length, followerIds[0]);
         },
       );
   };
 
-  if (input.publishAt !== undefined && !input.continued) {
-    // Scheduled post: a durable timer, so the wait survives worker restarts and deploys.
-    const wait = input.publishAt - Date.now();
-    if (wait > 0) await sleep(wait);
-    // The client leaves the actor's own feed to us for scheduled posts: publish it now.
-    await writesByPriority.high.writeFeedChunk({
-      operation: input.operation,
-      feedTypes: [FeedType.USER],
-      activityId: input.activityId,
-      actorId: input.actorId,
-      activityTime: input.activityTime,
-      followerIds: [input.actorId],
-    });
-  }
+  /** Counts a chunk (or removal batch) that failed for good and keeps its error, if among the first. */
+  const recordFailure = (priority: 'high' | 'low', err: Error, size: number, firstFollowerId?: string): void => {
+    progress[priority].chunksFailed++;
+    const cause = err.cause instanceof ApplicationFailure ? err.cause : undefined;
+    const message = cause?.message ?? (err.cause instanceof Error ? err.cause.message : err.message);
+    if (progress.failures.length < MAX_LISTED_FAILURES) {
+      progress.failures.push({ priority, ...(firstFollowerId === undefined ? {} : { firstFollowerId }), size, message });
+    }
+    // A bad field other than the follower ids is the same in every chunk: stop now.
+    const field = cause?.type === VALIDATION_FAILURE_TYPE ? cause.details?.[0] : undefined;
+    if (abortReason === null && (firstFollowerId === undefined || (typeof field === 'string' && !field.startsWith('input.followerIds')))) {
+      abortReason = `every chunk would fail the same way (${message})`;
+    }
+    log.error('fanout chunk failed for good', { activityId: input.activityId, priority, firstFollowerId, message });
+  };
 
   const readPage = (from: string | null) => {
     const promise = getFollowerPage({ userId: input.actorId, cursor: from, limit: input.pageSize });
@@ -161,23 +246,54 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     promise.catch(() => undefined);
     return promise;
   };
+
   try {
-    return await walk();
+    return await run();
   } catch (err) {
     if (isCancellation(err)) {
-      // Cancelled (the activity is being removed): the chunks in flight were asked to cancel but
-      // do not heartbeat, so they run to the end. Wait for them before closing, so the caller
+      // Cancelled (the activity is being removed): the chunks in flight were asked to cancel and
+      // stop between feed types. Wait for them before closing, so the caller
       // (FeedClient.removeActivity) knows no write of this run can land after the removal.
       await CancellationScope.nonCancellable(() => condition(() => inFlight() === 0));
       log.info('fanout cancelled; chunks in flight finished', { activityId: input.activityId, followers: progress.followersSeen });
     }
     throw err;
+  } finally {
+    finished = true;
   }
 
-  async function walk(): Promise<FanoutProgress> {
-    let nextPage = readPage(cursor);
+  async function run(): Promise<FanoutProgress> {
+    if (!input.continued && input.publishAt !== undefined) {
+      // Scheduled post: a durable timer, so the wait survives worker restarts and deploys.
+      const wait = input.publishAt - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+    // Watched from here on (not during a scheduled post's wait: its timers would fill history).
+    watch().catch(() => undefined);
+    const removal = input.operation === FanoutOperation.REMOVE;
+    // The first page is read while the feed types are settled; no chunk goes out before both.
+    let nextPage = removal ? null : readPage(cursor);
+    if (!(input.continued && input.feedTypes)) {
+      feedTypes = await resolveFanoutFeedTypes(input.feedTypes ? { feedTypes: input.feedTypes } : {});
+      progress.feedTypes = feedTypes;
+    }
+    if (removal) return sweep();
+    if (!input.continued && input.publishAt !== undefined) {
+      // The client leaves the actor's own feed to us for scheduled posts: publish it now.
+      await writesByPriority.high.writeFeedChunk({
+        operation: input.operation,
+        feedTypes: [FeedType.USER],
+        activityId: input.activityId,
+        actorId: input.actorId,
+        ...(input.activityTime === undefined ? {} : { activityTime: input.activityTime }),
+        followerIds: [input.actorId],
+      });
+    }
+
     for (;;) {
-      const page = await nextPage;
+      pageWaitSince = Date.now();
+      const page = await nextPage!;
+      pageWaitSince = null;
       progress.pagesRead++;
       progress.followersSeen += page.high.length + page.low.length;
       progress.high.followers += page.high.length;
@@ -187,32 +303,83 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
       // Read the next page while this page's chunks are written (not when handing over to a new run).
       if (cursor !== null && !handOver) nextPage = readPage(cursor);
       // HIGH chunks go first so active users see the activity first.
-      for (const [priority, ids] of [['high', page.high], ['low', page.low]] as const) {
+      dispatch: for (const [priority, ids] of [['high', page.high], ['low', page.low]] as const) {
         for (let i = 0; i < ids.length; i += input.chunkSize) {
           // Wait only when full: `condition` makes promises even when already true.
           if (inFlight() >= input.maxInFlight) await condition(() => inFlight() < input.maxInFlight);
+          if (abortReason !== null) break dispatch;
           startChunk(priority, ids.slice(i, i + input.chunkSize));
         }
       }
-      if (cursor === null) break;
+      if (cursor === null || abortReason !== null) break;
       if (handOver) {
         // Pending activities cannot be carried over: let them finish, then hand over the cursor.
         await condition(() => inFlight() === 0);
+        if (abortReason !== null) break;
         progress.continuedAsNew++;
         const { continued: _previous, ...original } = rawInput;
-        return continueAsNew<typeof fanoutWorkflow>({ ...original, continued: { cursor, progress } });
+        // The settled feed types travel explicitly, so every run writes the same ones.
+        return continueAsNew<typeof fanoutWorkflow>({ ...original, feedTypes, continued: { cursor, progress } });
       }
     }
 
+    return finish();
+  }
+
+  /**
+   * A removal: sweeps the activity's entries out of the feeds by activity id, one batch at a time
+   * on the LOW queue (counted as LOW chunks), until none is left. Readers stopped seeing the
+   * activity when the client deleted it, so there is no follower order to keep.
+   */
+  async function sweep(): Promise<FanoutProgress> {
+    const counters = progress.low;
+    for (;;) {
+      counters.chunksInFlight++;
+      lastMoved.low = Date.now();
+      let more: boolean;
+      try {
+        const res = await writesByPriority.low.removeActivityEntries({
+          activityId: input.activityId,
+          actorId: input.actorId,
+          feedTypes,
+          limit: input.removeBatchSize,
+        });
+        counters.chunksDone++;
+        counters.entriesChanged += res.changed;
+        more = res.more;
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        recordFailure('low', err as Error, input.removeBatchSize);
+        more = false;
+      } finally {
+        counters.chunksInFlight--;
+        lastMoved.low = Date.now();
+      }
+      if (!more) break;
+      if (shouldContinueAsNew(input.maxHistoryEvents)) {
+        progress.continuedAsNew++;
+        const { continued: _previous, ...original } = rawInput;
+        return continueAsNew<typeof fanoutWorkflow>({ ...original, feedTypes, continued: { cursor: null, progress } });
+      }
+    }
+    return finish();
+  }
+
+  /** Waits for the chunks in flight, then completes, or fails if any chunk failed for good. */
+  async function finish(): Promise<FanoutProgress> {
     await condition(() => inFlight() === 0);
-    progress.done = true;
+    const failedChunks = progress.high.chunksFailed + progress.low.chunksFailed;
     log.info('fanout finished', {
       activityId: input.activityId,
       operation: input.operation,
       followers: progress.followersSeen,
       changed: progress.high.entriesChanged + progress.low.entriesChanged,
-      failedChunks: progress.high.chunksFailed + progress.low.chunksFailed,
+      failedChunks,
     });
+    setStalled(null);
+    progress.done = true;
+    // Never report success over failed work: the run ends Failed, with counts and the first errors.
+    if (failedChunks > 0) throw fanoutFailure(progress, abortReason);
     return progress;
   }
 }

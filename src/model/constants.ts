@@ -50,11 +50,27 @@ export type FeedType = (typeof FeedType)[keyof typeof FeedType];
 /** Workflow type name of the fanout workflow, for apps that start it from another SDK or the CLI. */
 export const FANOUT_WORKFLOW_TYPE = 'fanoutWorkflow';
 
-/** Custom search attributes set on every fanout run (Keyword type); registered by the dev setup. */
+/**
+ * Custom search attributes of fanout runs, for the Web UI's and `temporal workflow list`'s
+ * filters (e.g. `FanoutActor = "alice"`, `FanoutStalled = true`). They must be registered on the
+ * namespace with the types of {@link SEARCH_ATTRIBUTE_TYPES}; the dev stack and the tests do it.
+ */
 export const SearchAttribute = {
+  /** Keyword: the actor whose followers receive the activity. Set at start. */
   ACTOR: 'FanoutActor',
+  /** Keyword: `add` or `remove`. Set at start. */
   OPERATION: 'FanoutOperation',
+  /** Bool: true while the fanout is stalled (see `stalledAfterMs`), false once it moves again. */
+  STALLED: 'FanoutStalled',
 } as const;
+export type SearchAttribute = (typeof SearchAttribute)[keyof typeof SearchAttribute];
+
+/** The registration type of each of the project's search attributes. */
+export const SEARCH_ATTRIBUTE_TYPES: Record<SearchAttribute, 'Keyword' | 'Bool'> = {
+  FanoutActor: 'Keyword',
+  FanoutOperation: 'Keyword',
+  FanoutStalled: 'Bool',
+};
 
 /**
  * Workflow id of the fanout of one activity. Derived from the operation and the activity id so
@@ -76,4 +92,17 @@ export const Limits = {
   MAX_PAGE_SIZE: 10_000,
   /** Upper bound for activities in flight per fanout (Temporal allows 2,000 pending per workflow). */
   MAX_IN_FLIGHT: 1000,
+  /**
+   * Upper bound for `removeBatchSize`: below 32,766, SQLite's limit of values per statement,
+   * which a FerretDB delete of that many documents reaches.
+   */
+  MAX_REMOVE_BATCH: 30_000,
 } as const;
+
+/**
+ * Heartbeat timeout of the activities whose one call can take long (follower pages, feed writes,
+ * follow steps); they heartbeat while they run (`withHeartbeats`). A worker killed mid-call
+ * delays its work by about this much, not by the start-to-close timeout. Short enough for
+ * recovery in seconds, long enough for a loaded event loop.
+ */
+export const HEARTBEAT_TIMEOUT_MS = 10_000;

@@ -9,7 +9,7 @@
  */
 import { defineQuery } from '@temporalio/workflow';
 import { FanoutOperation, Limits, TaskQueue } from './constants';
-import { checkFeedTypes, checkId, checkInt, checkObject, checkTaskQueue } from './validation';
+import { checkCount, checkEpochMs, checkFeedTypes, checkId, checkInt, checkKeys, checkTaskQueue, checkText } from './validation';
 import { ValidationError } from '../errors';
 
 /** Defaults of the fanout options; see {@link FanoutOptions}. */
@@ -23,6 +23,12 @@ export const FANOUT_DEFAULTS = {
   highTaskQueue: TaskQueue.HIGH,
   lowTaskQueue: TaskQueue.LOW,
   maxHistoryEvents: 10_000,
+  // Half a minute without a finished chunk while chunks wait is far beyond a healthy chunk's
+  // latency (milliseconds to a few seconds), yet short enough to be flagged within a minute.
+  stalledAfterMs: 30_000,
+  // A removal sweeps in batches: few statements matter on FerretDB (each delete scans the
+  // collection), and 10,000 entries are one short indexed range delete on MongoDB.
+  removeBatchSize: 10_000,
 } as const;
 
 /** Tuning of one fanout. Every field is optional. */
@@ -47,9 +53,39 @@ export interface FanoutOptions {
    * suggested it yet. Far below Temporal's hard limit of 51,200. @default 10000
    */
   maxHistoryEvents?: number;
+  /**
+   * A fanout whose chunks of one priority wait this long (ms, 1,000..3,600,000) without any of them
+   * finishing is flagged as stalled: `FanoutStalled = true` in the list view (when the namespace
+   * has the project's search attributes), a line in the run's current details, and `stalled` in
+   * its progress. Typical causes: no worker polls the chunk queue (a misspelled queue name, workers
+   * down) or the store is unreachable. The flag clears once chunks finish again. @default 30000
+   */
+  stalledAfterMs?: number;
+  /**
+   * `remove` only: entries deleted per removal batch and feed type (1..30,000). A removal does not
+   * page through followers: it sweeps the activity's entries out of the feeds by activity id, in
+   * batches on the LOW queue (readers stop seeing the activity at once anyway). @default 10000
+   */
+  removeBatchSize?: number;
 }
 
-/** Counters for one priority class. */
+/** Every option of {@link FanoutOptions}, for checking that no unknown one is passed. */
+export const FANOUT_OPTION_KEYS = [
+  'feedTypes',
+  'pageSize',
+  'chunkSize',
+  'maxInFlight',
+  'highTaskQueue',
+  'lowTaskQueue',
+  'maxHistoryEvents',
+  'stalledAfterMs',
+  'removeBatchSize',
+] as const satisfies ReadonlyArray<keyof FanoutOptions>;
+
+/**
+ * Counters for one priority class. A removal's batches count as LOW chunks (they run on the LOW
+ * queue): `chunksDone` batches, `entriesChanged` entries deleted.
+ */
 export interface PriorityProgress {
   /** Followers of this priority seen so far. */
   followers: number;
@@ -63,11 +99,12 @@ export interface PriorityProgress {
   entriesChanged: number;
 }
 
-/** A chunk that failed for good. Only the first few are kept, to keep history small. */
+/** A chunk (or removal batch) that failed for good. Only the first few are kept, to keep history small. */
 export interface ChunkFailure {
   priority: 'high' | 'low';
-  /** First follower id of the chunk, to find it again. */
-  firstFollowerId: string;
+  /** First follower id of the chunk, to find it again (absent for a removal batch). */
+  firstFollowerId?: string;
+  /** Followers in the chunk, or entries asked for by the removal batch. */
   size: number;
   message: string;
 }
@@ -77,9 +114,12 @@ export interface FanoutProgress {
   operation: FanoutOperation;
   activityId: string;
   actorId: string;
-  /** Feed types written; absent when the worker's configured fanout feeds were used. */
+  /**
+   * Feed types written: as given, or the worker's configured fanout feed types, settled when the
+   * fanout starts (absent until then).
+   */
   feedTypes?: string[];
-  /** Followers seen so far, all priorities. */
+  /** Followers seen so far, all priorities (a removal reads none: it sweeps by activity id). */
   followersSeen: number;
   /** Follower pages read. */
   pagesRead: number;
@@ -87,11 +127,16 @@ export interface FanoutProgress {
   low: PriorityProgress;
   /** How many times this fanout continued as new. */
   continuedAsNew: number;
-  /** True once every chunk has finished (done or failed). */
+  /** True once every chunk has finished (done or failed; with failures the run ends *Failed*). */
   done: boolean;
-  /** The first failures (at most 20). */
+  /** The first failures (at most {@link MAX_LISTED_FAILURES}). */
   failures: ChunkFailure[];
+  /** Why the fanout is flagged as stalled (see `stalledAfterMs`); `null` while it makes progress. */
+  stalled: string | null;
 }
+
+/** Chunk failures listed in the progress; the counters still count all of them. */
+export const MAX_LISTED_FAILURES = 20;
 
 /** State carried across continue-as-new. Not for callers: omit it when starting a fanout. */
 export interface FanoutContinuation {
@@ -122,6 +167,9 @@ export interface FanoutWorkflowInput extends FanoutOptions {
   continued?: FanoutContinuation;
 }
 
+/** Every field of {@link FanoutWorkflowInput}. */
+const FANOUT_INPUT_KEYS = [...FANOUT_OPTION_KEYS, 'operation', 'activityId', 'actorId', 'activityTime', 'publishAt', 'continued'] as const;
+
 /** A validated input with defaults applied. */
 export type ResolvedFanoutInput = Required<Omit<FanoutWorkflowInput, 'continued' | 'activityTime' | 'publishAt' | 'feedTypes'>> &
   Pick<FanoutWorkflowInput, 'continued' | 'activityTime' | 'publishAt' | 'feedTypes'>;
@@ -132,8 +180,12 @@ export type ResolvedFanoutOptions = Required<Omit<FanoutOptions, 'feedTypes'>> &
 /** Query: the fanout's current progress. */
 export const progressQuery = defineQuery<FanoutProgress>('progress');
 
-/** Validates fanout options, applying defaults. Field names are prefixed with `prefix`. */
-export function resolveFanoutOptions(opts: FanoutOptions, prefix = ''): ResolvedFanoutOptions {
+/**
+ * Validates fanout options, applying defaults. Field names are prefixed with `prefix`; unknown
+ * options fail unless `strict` is false (the workflow input checks its own keys).
+ */
+export function resolveFanoutOptions(opts: FanoutOptions, prefix = '', strict = true): ResolvedFanoutOptions {
+  if (strict) checkKeys(prefix ? prefix.slice(0, -1) : 'options', opts, FANOUT_OPTION_KEYS);
   return {
     ...(opts.feedTypes === undefined ? {} : { feedTypes: checkFeedTypes(`${prefix}feedTypes`, opts.feedTypes) }),
     pageSize: checkInt(`${prefix}pageSize`, opts.pageSize, 1, Limits.MAX_PAGE_SIZE, FANOUT_DEFAULTS.pageSize),
@@ -142,15 +194,18 @@ export function resolveFanoutOptions(opts: FanoutOptions, prefix = ''): Resolved
     highTaskQueue: checkTaskQueue(`${prefix}highTaskQueue`, opts.highTaskQueue ?? FANOUT_DEFAULTS.highTaskQueue),
     lowTaskQueue: checkTaskQueue(`${prefix}lowTaskQueue`, opts.lowTaskQueue ?? FANOUT_DEFAULTS.lowTaskQueue),
     maxHistoryEvents: checkInt(`${prefix}maxHistoryEvents`, opts.maxHistoryEvents, 100, 40_000, FANOUT_DEFAULTS.maxHistoryEvents),
+    stalledAfterMs: checkInt(`${prefix}stalledAfterMs`, opts.stalledAfterMs, 1000, 3_600_000, FANOUT_DEFAULTS.stalledAfterMs),
+    removeBatchSize: checkInt(`${prefix}removeBatchSize`, opts.removeBatchSize, 1, Limits.MAX_REMOVE_BATCH, FANOUT_DEFAULTS.removeBatchSize),
   };
 }
 
 /**
- * Validates the workflow input (it may come from another language or the CLI).
+ * Validates the workflow input (it may come from another language or the CLI): unknown fields,
+ * prototype keys, wrong types, non-finite numbers and a malformed `continued` all fail here.
  * @throws ValidationError naming the field.
  */
 export function validateFanoutInput(raw: unknown): ResolvedFanoutInput {
-  const input = checkObject('input', raw) as Partial<FanoutWorkflowInput>;
+  const input = checkKeys('input', raw, FANOUT_INPUT_KEYS) as Partial<FanoutWorkflowInput>;
   const operation = input.operation;
   if (operation !== FanoutOperation.ADD && operation !== FanoutOperation.REMOVE) {
     throw new ValidationError('input.operation', `must be "add" or "remove", got ${JSON.stringify(operation)}`);
@@ -159,23 +214,81 @@ export function validateFanoutInput(raw: unknown): ResolvedFanoutInput {
     operation,
     activityId: checkId('input.activityId', input.activityId),
     actorId: checkId('input.actorId', input.actorId),
-    ...resolveFanoutOptions(input, 'input.'),
+    ...resolveFanoutOptions(input, 'input.', false),
   };
   if (operation === FanoutOperation.ADD || input.activityTime !== undefined) {
-    if (typeof input.activityTime !== 'number' || !Number.isFinite(input.activityTime)) {
-      throw new ValidationError('input.activityTime', `must be epoch milliseconds (a number), got ${JSON.stringify(input.activityTime)}`);
-    }
-    resolved.activityTime = input.activityTime;
+    resolved.activityTime = checkEpochMs('input.activityTime', input.activityTime);
   }
   if (input.publishAt !== undefined) {
     if (operation !== FanoutOperation.ADD) throw new ValidationError('input.publishAt', 'is only allowed for operation "add"');
-    if (typeof input.publishAt !== 'number' || !Number.isFinite(input.publishAt)) {
-      throw new ValidationError('input.publishAt', `must be epoch milliseconds (a number), got ${JSON.stringify(input.publishAt)}`);
-    }
-    resolved.publishAt = input.publishAt;
+    resolved.publishAt = checkEpochMs('input.publishAt', input.publishAt);
   }
-  if (input.continued !== undefined) resolved.continued = input.continued;
+  if (input.continued !== undefined) resolved.continued = validateContinuation('input.continued', input.continued, resolved);
   return resolved;
+}
+
+/**
+ * Checks the state a fanout carries over continue-as-new. Written by the workflow itself, but it
+ * is input all the same (a hand-made start can pass anything), and a bad one must fail the run
+ * with a clear error rather than crash every workflow task.
+ */
+function validateContinuation(field: string, raw: unknown, input: ResolvedFanoutInput): FanoutContinuation {
+  const c = checkKeys(field, raw, ['cursor', 'progress']);
+  const cursor = c.cursor === null ? null : checkId(`${field}.cursor`, c.cursor);
+  const f = `${field}.progress`;
+  const p = checkKeys(f, c.progress, [
+    'operation', 'activityId', 'actorId', 'feedTypes', 'followersSeen', 'pagesRead', 'high', 'low',
+    'continuedAsNew', 'done', 'failures', 'stalled',
+  ]);
+  const same = <K extends 'operation' | 'activityId' | 'actorId'>(key: K): ResolvedFanoutInput[K] => {
+    if (p[key] !== input[key]) throw new ValidationError(`${f}.${key}`, `must equal input.${key} (${JSON.stringify(input[key])}), got ${JSON.stringify(p[key])}`);
+    return input[key];
+  };
+  const priority = (name: 'high' | 'low'): PriorityProgress => {
+    const q = checkKeys(`${f}.${name}`, p[name], ['followers', 'chunksDone', 'chunksFailed', 'chunksInFlight', 'entriesChanged']);
+    // A run hands over only once its chunks have finished, so nothing is in flight at the start.
+    checkInt(`${f}.${name}.chunksInFlight`, q.chunksInFlight, 0, 0);
+    return {
+      followers: checkCount(`${f}.${name}.followers`, q.followers),
+      chunksDone: checkCount(`${f}.${name}.chunksDone`, q.chunksDone),
+      chunksFailed: checkCount(`${f}.${name}.chunksFailed`, q.chunksFailed),
+      chunksInFlight: 0,
+      entriesChanged: checkCount(`${f}.${name}.entriesChanged`, q.entriesChanged),
+    };
+  };
+  if (!Array.isArray(p.failures) || p.failures.length > MAX_LISTED_FAILURES) {
+    throw new ValidationError(`${f}.failures`, `must be a list of at most ${MAX_LISTED_FAILURES} chunk failures`);
+  }
+  const failures = p.failures.map((raw: unknown, i): ChunkFailure => {
+    const ff = `${f}.failures[${i}]`;
+    const e = checkKeys(ff, raw, ['priority', 'firstFollowerId', 'size', 'message']);
+    if (e.priority !== 'high' && e.priority !== 'low') throw new ValidationError(`${ff}.priority`, 'must be "high" or "low"');
+    return {
+      priority: e.priority,
+      ...(e.firstFollowerId === undefined ? {} : { firstFollowerId: checkId(`${ff}.firstFollowerId`, e.firstFollowerId) }),
+      size: checkInt(`${ff}.size`, e.size, 1, Limits.MAX_REMOVE_BATCH),
+      message: checkText(`${ff}.message`, e.message, 2000),
+    };
+  });
+  if (p.done !== false) throw new ValidationError(`${f}.done`, 'must be false (a finished fanout does not continue)');
+  if (p.feedTypes !== undefined) checkFeedTypes(`${f}.feedTypes`, p.feedTypes);
+  return {
+    cursor,
+    progress: {
+      operation: same('operation'),
+      activityId: same('activityId'),
+      actorId: same('actorId'),
+      ...(input.feedTypes ? { feedTypes: input.feedTypes } : {}),
+      followersSeen: checkCount(`${f}.followersSeen`, p.followersSeen),
+      pagesRead: checkCount(`${f}.pagesRead`, p.pagesRead),
+      high: priority('high'),
+      low: priority('low'),
+      continuedAsNew: checkCount(`${f}.continuedAsNew`, p.continuedAsNew),
+      done: false,
+      failures,
+      stalled: p.stalled === undefined || p.stalled === null ? null : checkText(`${f}.stalled`, p.stalled, 2000),
+    },
+  };
 }
 
 /** A fresh progress record for a fanout. */
@@ -193,5 +306,6 @@ export function initialProgress(input: ResolvedFanoutInput): FanoutProgress {
     continuedAsNew: 0,
     done: false,
     failures: [],
+    stalled: null,
   };
 }

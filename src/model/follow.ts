@@ -9,7 +9,7 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import { ValidationError } from '../errors';
-import { checkFeedTypes, checkId, checkInt, checkObject } from './validation';
+import { checkEpochMs, checkFeedTypes, checkId, checkInt, checkKeys } from './validation';
 
 /** Defaults of {@link FollowOptions}. */
 export const FOLLOW_DEFAULTS = {
@@ -32,6 +32,9 @@ export interface FollowOptions {
   /** Tell the followee through the notifier. @default true */
   notify?: boolean;
 }
+
+/** Every option of {@link FollowOptions}. */
+const FOLLOW_OPTION_KEYS = ['backfillLimit', 'backfillBatchSize', 'feedTypes', 'notify'] as const satisfies ReadonlyArray<keyof FollowOptions>;
 
 /** Input of `followWorkflow`: the pair and the tuning. Requests arrive as signals. */
 export interface FollowWorkflowInput extends FollowOptions {
@@ -86,7 +89,7 @@ export function followWorkflowId(follower: string, followee: string): string {
 
 /** Validates follow options, applying defaults except `feedTypes`. */
 export function resolveFollowOptions(opts: FollowOptions, prefix = ''): Required<Omit<FollowOptions, 'feedTypes'>> & Pick<FollowOptions, 'feedTypes'> {
-  checkObject(prefix ? prefix.slice(0, -1) : 'options', opts);
+  checkKeys(prefix ? prefix.slice(0, -1) : 'options', opts, FOLLOW_OPTION_KEYS);
   if (opts.notify !== undefined && typeof opts.notify !== 'boolean') throw new ValidationError(`${prefix}notify`, 'must be true or false');
   return {
     backfillLimit: checkInt(`${prefix}backfillLimit`, opts.backfillLimit, 0, MAX_BACKFILL, FOLLOW_DEFAULTS.backfillLimit),
@@ -98,18 +101,18 @@ export function resolveFollowOptions(opts: FollowOptions, prefix = ''): Required
 
 /** Validates the workflow input. @throws ValidationError naming the field. */
 export function validateFollowInput(raw: unknown): Required<Omit<FollowWorkflowInput, 'feedTypes'>> & Pick<FollowWorkflowInput, 'feedTypes'> {
-  const input = checkObject('input', raw) as Partial<FollowWorkflowInput>;
+  const input = checkKeys('input', raw, [...FOLLOW_OPTION_KEYS, 'follower', 'followee']) as Partial<FollowWorkflowInput>;
   const follower = checkId('input.follower', input.follower);
   const followee = checkId('input.followee', input.followee);
   if (follower === followee) throw new ValidationError('input.followee', `must differ from the follower (a user cannot follow themselves: "${follower}")`);
-  return { follower, followee, ...resolveFollowOptions(input, 'input.') };
+  const { follower: _a, followee: _b, ...options } = input;
+  return { follower, followee, ...resolveFollowOptions(options, 'input.') };
 }
 
 /** Validates one request signal. @throws ValidationError naming the field. */
 export function validateFollowRequest(raw: unknown): FollowRequest {
-  const req = checkObject('request', raw) as Partial<FollowRequest>;
+  const req = checkKeys('request', raw, ['follow', 'requestId', 'at']) as Partial<FollowRequest>;
   if (typeof req.follow !== 'boolean') throw new ValidationError('request.follow', 'must be true (follow) or false (unfollow)');
   const requestId = checkId('request.requestId', req.requestId);
-  if (typeof req.at !== 'number' || !Number.isFinite(req.at)) throw new ValidationError('request.at', 'must be epoch milliseconds');
-  return { follow: req.follow, requestId, at: req.at };
+  return { follow: req.follow, requestId, at: checkEpochMs('request.at', req.at) };
 }

@@ -15,6 +15,7 @@ const FEED_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,31}$/;
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return typeof value === 'string' ? `"${value.length > 40 ? value.slice(0, 40) + '…' : value}"` : `${typeof value}`;
 }
 
@@ -95,6 +96,52 @@ export function checkObject(field: string, value: unknown): Record<string, unkno
   return value as Record<string, unknown>;
 }
 
+/** Keys that must never be read from input: they reach the prototype chain once copied or spread. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Checks `value` is a plain object holding only `allowed` keys: a misspelled option (`chunksize`)
+ * or a prototype key (`__proto__`, `constructor`) fails, naming `<field>.<key>`, instead of being
+ * silently ignored or written. Returns the object.
+ */
+export function checkKeys(field: string, value: unknown, allowed: readonly string[]): Record<string, unknown> {
+  const obj = checkObject(field, value);
+  for (const key of Object.keys(obj)) {
+    if (PROTOTYPE_KEYS.has(key)) throw new ValidationError(`${field}.${key}`, 'is not allowed (a prototype key)');
+    if (!allowed.includes(key)) throw new ValidationError(`${field}.${key}`, `is not a known field (expected one of ${allowed.join(', ')})`);
+  }
+  return obj;
+}
+
+/** Largest magnitude of a valid JavaScript `Date`, in epoch milliseconds. */
+const MAX_DATE_MS = 8.64e15;
+
+/** Checks epoch milliseconds: an integer a `Date` can hold (so not `NaN`, `Infinity` or `1e999`). */
+export function checkEpochMs(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) > MAX_DATE_MS) {
+    throw new ValidationError(field, `must be epoch milliseconds (an integer within a Date's range), got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** Checks a count: an integer from 0 to `max` (default `Number.MAX_SAFE_INTEGER`). */
+export function checkCount(field: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  return checkInt(field, value, 0, max);
+}
+
+/** Checks a boolean. */
+export function checkBoolean(field: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new ValidationError(field, `must be true or false, got ${describe(value)}`);
+  return value;
+}
+
+/** Checks a string of at most `maxLength` characters (any content: messages, not ids). */
+export function checkText(field: string, value: unknown, maxLength: number): string {
+  if (typeof value !== 'string') throw new ValidationError(field, `must be a string, got ${describe(value)}`);
+  if (value.length > maxLength) throw new ValidationError(field, `must be at most ${maxLength} characters, got ${value.length}`);
+  return value;
+}
+
 /** An activity as an app submits it. */
 export interface ActivityInput {
   /** Stable id. Optional: when absent it is derived from the other fields (same fields, same id). */
@@ -143,11 +190,7 @@ function utf8Length(s: string): number {
  * @throws ValidationError naming the first offending field (`activity.<field>`).
  */
 export function validateActivity(input: unknown, now: Date): NormalizedActivity {
-  const a = checkObject('activity', input);
-  const known = new Set(['id', 'actor', 'verb', 'object', 'target', 'time', 'extra']);
-  for (const key of Object.keys(a)) {
-    if (!known.has(key)) throw new ValidationError(`activity.${key}`, `is not a known field (expected one of ${[...known].join(', ')})`);
-  }
+  const a = checkKeys('activity', input, ['id', 'actor', 'verb', 'object', 'target', 'time', 'extra']);
   const out: NormalizedActivity = {
     actor: checkId('activity.actor', a.actor),
     verb: (() => {

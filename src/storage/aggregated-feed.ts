@@ -106,7 +106,20 @@ export class AggregatedFeed {
     const filter: Filter<GroupDoc> = { owner: { $in: [...owners] }, activityIds: activityId };
     const affected = await this.collection.find(filter, { projection: { _id: 1 } }).toArray();
     if (affected.length === 0) return { changed: 0, unchanged: owners.length };
-    const ids = affected.map((g) => g._id);
+    const res = await this.removeFromGroups(affected.map((g) => g._id), activityId, actor, actorsOf);
+    return { changed: res.changed, unchanged: owners.length - res.changed };
+  }
+
+  /**
+   * Removes an activity from the groups `ids` (those that hold it) and uncounts its actor where
+   * none of a group's remaining activities is theirs. Idempotent.
+   */
+  async removeFromGroups(
+    ids: string[],
+    activityId: string,
+    actor: string,
+    actorsOf: (activityIds: string[]) => Promise<Map<string, string>>,
+  ): Promise<{ changed: number }> {
     const res = await this.collection.updateMany(
       { _id: { $in: ids }, activityIds: activityId },
       { $pull: { activityIds: activityId }, $inc: { activityCount: -1 } },
@@ -114,7 +127,7 @@ export class AggregatedFeed {
     // Groups left empty stay (readers and counts skip them; trimming removes them): deleting them
     // here could delete a group that a concurrent add has just created and is about to fill.
     await this.uncountActor(ids, actor, actorsOf);
-    return { changed: res.modifiedCount, unchanged: owners.length - res.modifiedCount };
+    return { changed: res.modifiedCount };
   }
 
   /** Uncounts `actor` in the groups `ids` where none of the remaining activities is theirs. */

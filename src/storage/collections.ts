@@ -115,17 +115,20 @@ export function groupDocId(owner: string, group: string): string {
   return `${owner}/${group}`;
 }
 
-/** Indexes of a flat feed: newest first per owner, cursor-stable (time, activityId); by activity; by actor. */
+/**
+ * Indexes of a flat feed: newest first per owner, cursor-stable (time, activityId); by activity in
+ * `_id` order (the removal sweeps ranges of it); by actor.
+ */
 export const FEED_INDEXES: IndexDescription[] = [
   { key: { owner: 1, time: -1, activityId: -1 }, name: 'owner_time_activity' },
-  { key: { activityId: 1 }, name: 'activity' },
+  { key: { activityId: 1, _id: 1 }, name: 'activity_id' },
   { key: { owner: 1, actor: 1 }, name: 'owner_actor' },
 ];
 
-/** Indexes of an aggregated feed: newest group first per owner; by activity; unseen / unread counts. */
+/** Indexes of an aggregated feed: newest group first per owner; by activity in `_id` order (removal); unseen / unread counts. */
 export const GROUP_INDEXES: IndexDescription[] = [
   { key: { owner: 1, time: -1, group: -1 }, name: 'owner_time_group' },
-  { key: { activityIds: 1 }, name: 'activities' },
+  { key: { activityIds: 1, _id: 1 }, name: 'activities_id' },
   { key: { owner: 1, seen: 1 }, name: 'owner_seen' },
   { key: { owner: 1, read: 1 }, name: 'owner_read' },
 ];

@@ -3,11 +3,11 @@
  * (a retried activity, a re-submitted fanout) leaves the same data as running it once.
  * @module
  */
-import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
+import type { Collection, Db, WriteConcernSettings } from 'mongodb';
 import { StoreError, ValidationError } from '../errors';
 import { FeedType } from '../model/constants';
 import { DEFAULT_FEEDS, FeedKind, type FeedsConfig, isAggregated, type ResolvedFeedConfig, resolveFeeds } from '../model/feeds';
-import { checkId, checkInt } from '../model/validation';
+import { checkId, checkInt, checkKeys } from '../model/validation';
 import { AggregatedFeed, type FeedWriteResult, type GroupableActivity } from './aggregated-feed';
 import {
   type ActivityDoc,
@@ -17,6 +17,7 @@ import {
   feedEntryId,
   type GroupDoc,
 } from './collections';
+import { withWriteConcern } from './durability';
 import { insertManyIgnoringDuplicates, isDuplicateKey } from './insert';
 
 export type { FeedWriteResult, NotificationCounts } from './aggregated-feed';
@@ -27,6 +28,12 @@ export interface FeedStoreOptions {
   feeds?: FeedsConfig;
   /** Random source for trimming, injectable for tests. @default Math.random */
   random?: () => number;
+  /**
+   * Write concern of every write (see `src/storage/durability.ts`). Weakening it trades the
+   * guarantee that an acknowledged entry survives a database crash for speed; the benchmark does,
+   * to measure what the guarantee costs. @default DURABLE_WRITE_CONCERN (journaled, majority)
+   */
+  writeConcern?: WriteConcernSettings;
 }
 
 /** An activity as a feed entry needs it. */
@@ -77,8 +84,15 @@ function decodeCursor(field: string, cursor: string): CursorKey {
   } catch {
     throw new ValidationError(field, 'is not a cursor returned by readFeed (malformed)');
   }
+  // Every part is checked: a cursor is input like any other (a time of 1e999, an object id, extra
+  // keys would otherwise reach the query).
   const k = key as Partial<CursorKey>;
-  if (typeof k !== 'object' || k === null || typeof k.t !== 'number' || typeof k.id !== 'string') {
+  if (
+    typeof k !== 'object' || k === null || Array.isArray(k) ||
+    Object.keys(k).some((name) => name !== 't' && name !== 'id') ||
+    typeof k.t !== 'number' || !Number.isInteger(k.t) || Math.abs(k.t) > 8.64e15 ||
+    typeof k.id !== 'string' || k.id.length === 0 || k.id.length > 512
+  ) {
     throw new ValidationError(field, 'is not a cursor returned by readFeed (malformed)');
   }
   return { t: k.t, id: k.id };
@@ -129,10 +143,11 @@ export class FeedStore {
   private readonly aggregatedFeeds = new Map<string, AggregatedFeed>();
   private readonly activityCache = new Map<string, ActivityDoc>();
 
-  constructor(
-    readonly db: Db,
-    options: FeedStoreOptions = {},
-  ) {
+  /** The database, with the store's write concern on every collection. */
+  readonly db: Db;
+
+  constructor(db: Db, options: FeedStoreOptions = {}) {
+    this.db = withWriteConcern(db, options.writeConcern);
     this.feeds = resolveFeeds(options.feeds ?? DEFAULT_FEEDS);
     this.random = options.random ?? Math.random;
   }
@@ -269,12 +284,39 @@ export class FeedStore {
       const res = await this.aggregated(feedType).remove(owners, activity.id, activity.actor, (ids) => this.actorsOf(ids));
       return { ...res, trimmed: 0 };
     }
-    // One deleteOne per entry, by `_id`, in one round trip: uses the _id index on every server.
-    const ops: AnyBulkWriteOperation<FeedEntryDoc>[] = owners.map((owner) => ({
-      deleteOne: { filter: { _id: feedEntryId(owner, activity.id) } },
-    }));
-    const res = await this.feed(feedType).bulkWrite(ops, { ordered: false });
+    // One statement: FerretDB scans the collection once per delete statement, so a deleteOne per
+    // entry would scan once per owner; MongoDB looks the `_id`s up in its index either way.
+    const res = await this.feed(feedType).deleteMany({ _id: { $in: owners.map((owner) => feedEntryId(owner, activity.id)) } });
     return { changed: res.deletedCount, unchanged: owners.length - res.deletedCount, trimmed: 0 };
+  }
+
+  /**
+   * Deletes up to about `limit` of one activity's entries (flat) or group memberships (aggregated)
+   * from one feed type, whoever's feeds they are in: the removal's sweep, which needs no follower
+   * list and also finds entries of users who stopped following since. Call it until `more` is
+   * false. Idempotent.
+   *
+   * Shaped for both stores: one query for the batch's last `_id` in (activity, `_id`) order (an
+   * index range on MongoDB), then one delete of the range. FerretDB 1.24 runs every delete
+   * statement as a scan of the collection and `$in` as a linear search, so a delete per follower
+   * chunk (or a long `$in`) would cost a scan per 100 entries; a range costs one per batch. Keep
+   * `limit` under 32,766, SQLite's limit of values per statement, which FerretDB's delete hits.
+   */
+  async sweepActivity(feedType: string, activityId: string, actor: string, limit: number): Promise<{ changed: number; more: boolean }> {
+    const cfg = this.config(feedType);
+    if (isAggregated(cfg.kind)) {
+      const feed = this.aggregated(feedType);
+      const batch = await feed.collection.find({ activityIds: activityId }, { projection: { _id: 1 } }).sort({ _id: 1 }).limit(limit).toArray();
+      if (batch.length === 0) return { changed: 0, more: false };
+      const res = await feed.removeFromGroups(batch.map((g) => g._id), activityId, actor, (ids) => this.actorsOf(ids));
+      return { changed: res.changed, more: batch.length === limit };
+    }
+    const feed = this.feed(feedType);
+    const batch = await feed.find({ activityId }, { projection: { _id: 1 } }).sort({ _id: 1 }).limit(limit).toArray();
+    const last = batch[batch.length - 1];
+    if (!last) return { changed: 0, more: false };
+    const res = await feed.deleteMany({ activityId, _id: { $lte: last._id } });
+    return { changed: res.deletedCount, more: batch.length === limit };
   }
 
   /**
@@ -330,9 +372,8 @@ export class FeedStore {
       doomed.push(...live.slice(maxLength).map((e) => e._id));
       trimmed++;
     }
-    if (doomed.length > 0) {
-      await collection.bulkWrite(doomed.map((_id) => ({ deleteOne: { filter: { _id } } })), { ordered: false });
-    }
+    // One statement (see removeFromFeeds).
+    if (doomed.length > 0) await collection.deleteMany({ _id: { $in: doomed } });
     return trimmed;
   }
 
@@ -432,6 +473,7 @@ export class FeedStore {
 /** The filter and limit of one page of `owner`'s feed, sorted by (time, `tieField`) descending. */
 function pageFilter(owner: string, options: ReadFeedOptions, tieField: 'activityId' | 'group'): { filter: Record<string, unknown>; limit: number } {
   checkId('owner', owner);
+  checkKeys('options', options, ['limit', 'before']);
   const limit = checkInt('limit', options.limit, 1, 500, 25);
   const filter: Record<string, unknown> = { owner };
   if (options.before !== undefined) {

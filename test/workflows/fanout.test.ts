@@ -89,7 +89,7 @@ describe('fanoutWorkflow (time-skipping)', () => {
     expect(await timelineOwners(`${actor}-a1`)).toEqual(followers.all);
   });
 
-  it('re-dispatches a chunk whose attempt hangs past its start-to-close timeout', async () => {
+  it('re-dispatches a chunk whose attempt hangs without heartbeating (a dead worker) after the heartbeat timeout', async () => {
     const actor = uniqueName('timeout');
     const followers = await seedFollowers(db, actor, 120, { prefix: `${actor}-f` });
     let release: () => void = () => undefined;
