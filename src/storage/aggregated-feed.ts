@@ -37,11 +37,19 @@ export interface NotificationCounts {
   unread: number;
 }
 
+/**
+ * Runs one write of an aggregated feed: directly where the store updates a document atomically
+ * (MongoDB), under a {@link StoreLock} of the feed type where it does not (FerretDB).
+ */
+export type GroupWriteGuard = <T>(write: () => Promise<T>) => Promise<T>;
+
 /** One aggregated feed type (its collection and configuration). */
 export class AggregatedFeed {
   constructor(
     readonly collection: Collection<GroupDoc>,
     readonly config: ResolvedFeedConfig,
+    /** Serializes the writes where needed. @default none (MongoDB) */
+    private readonly guard: GroupWriteGuard = (write) => write(),
   ) {}
 
   private get notification(): boolean {
@@ -51,6 +59,10 @@ export class AggregatedFeed {
   /** Adds an activity to its group in the feeds of `owners`. Idempotent; see the module comment. */
   async add(owners: readonly string[], activity: GroupableActivity): Promise<Omit<FeedWriteResult, 'trimmed'>> {
     if (owners.length === 0) return { changed: 0, unchanged: 0 };
+    return this.guard(() => this.addUnguarded(owners, activity));
+  }
+
+  private async addUnguarded(owners: readonly string[], activity: GroupableActivity): Promise<Omit<FeedWriteResult, 'trimmed'>> {
     const group = groupKey(activity, this.config.groupBy);
     const ids = owners.map((owner) => groupDocId(owner, group));
     // 1. Make sure each group exists. An empty group (activityCount 0) is invisible to readers and
@@ -103,11 +115,13 @@ export class AggregatedFeed {
     actorsOf: (activityIds: string[]) => Promise<Map<string, string>>,
   ): Promise<Omit<FeedWriteResult, 'trimmed'>> {
     if (owners.length === 0) return { changed: 0, unchanged: 0 };
-    const filter: Filter<GroupDoc> = { owner: { $in: [...owners] }, activityIds: activityId };
-    const affected = await this.collection.find(filter, { projection: { _id: 1 } }).toArray();
-    if (affected.length === 0) return { changed: 0, unchanged: owners.length };
-    const res = await this.removeFromGroups(affected.map((g) => g._id), activityId, actor, actorsOf);
-    return { changed: res.changed, unchanged: owners.length - res.changed };
+    return this.guard(async () => {
+      const filter: Filter<GroupDoc> = { owner: { $in: [...owners] }, activityIds: activityId };
+      const affected = await this.collection.find(filter, { projection: { _id: 1 } }).toArray();
+      if (affected.length === 0) return { changed: 0, unchanged: owners.length };
+      const res = await this.removeFromGroupsUnguarded(affected.map((g) => g._id), activityId, actor, actorsOf);
+      return { changed: res.changed, unchanged: owners.length - res.changed };
+    });
   }
 
   /**
@@ -115,6 +129,15 @@ export class AggregatedFeed {
    * none of a group's remaining activities is theirs. Idempotent.
    */
   async removeFromGroups(
+    ids: string[],
+    activityId: string,
+    actor: string,
+    actorsOf: (activityIds: string[]) => Promise<Map<string, string>>,
+  ): Promise<{ changed: number }> {
+    return this.guard(() => this.removeFromGroupsUnguarded(ids, activityId, actor, actorsOf));
+  }
+
+  private async removeFromGroupsUnguarded(
     ids: string[],
     activityId: string,
     actor: string,
@@ -162,6 +185,6 @@ export class AggregatedFeed {
     const filter: Filter<GroupDoc> = { owner, [what]: false };
     if (groups) filter._id = { $in: groups.map((g) => groupDocId(owner, g)) };
     const set = what === 'read' ? { seen: true, read: true } : { seen: true };
-    return (await this.collection.updateMany(filter, { $set: set })).modifiedCount;
+    return this.guard(async () => (await this.collection.updateMany(filter, { $set: set })).modifiedCount);
   }
 }

@@ -19,6 +19,8 @@ import {
 } from './collections';
 import { withWriteConcern } from './durability';
 import { insertManyIgnoringDuplicates, isDuplicateKey } from './insert';
+import { isFerretDb } from './server-kind';
+import { StoreLock } from './store-lock';
 
 export type { FeedWriteResult, NotificationCounts } from './aggregated-feed';
 
@@ -34,6 +36,12 @@ export interface FeedStoreOptions {
    * to measure what the guarantee costs. @default DURABLE_WRITE_CONCERN (journaled, majority)
    */
   writeConcern?: WriteConcernSettings;
+  /**
+   * How writes to aggregated (and notification) feeds run: `in-place` (atomic updates, MongoDB),
+   * `serialized` (one at a time per feed type, under a lock in the store: for servers that cannot
+   * update one document atomically), `auto` (`serialized` on FerretDB). @default 'auto'
+   */
+  groupWrites?: 'in-place' | 'serialized' | 'auto';
 }
 
 /** An activity as a feed entry needs it. */
@@ -145,11 +153,25 @@ export class FeedStore {
 
   /** The database, with the store's write concern on every collection. */
   readonly db: Db;
+  private readonly lock: StoreLock;
+  private readonly groupWrites: NonNullable<FeedStoreOptions['groupWrites']>;
 
   constructor(db: Db, options: FeedStoreOptions = {}) {
     this.db = withWriteConcern(db, options.writeConcern);
+    this.lock = new StoreLock(this.db);
+    this.groupWrites = options.groupWrites ?? 'auto';
     this.feeds = resolveFeeds(options.feeds ?? DEFAULT_FEEDS);
     this.random = options.random ?? Math.random;
+  }
+
+  /**
+   * Whether writes to aggregated feeds are serialized with a lock per feed type: where the server
+   * cannot update one document atomically (FerretDB), concurrent group updates would lose changes
+   * ("and 68 others" where 99 liked). MongoDB updates each group atomically, so nothing waits there.
+   */
+  private serializesGroupWrites(): Promise<boolean> {
+    if (this.groupWrites !== 'auto') return Promise.resolve(this.groupWrites === 'serialized');
+    return isFerretDb(this.db);
   }
 
   /** Creates every index the store needs. Idempotent; call once at start-up. */
@@ -204,7 +226,10 @@ export class FeedStore {
     if (!isAggregated(cfg.kind)) throw new ValidationError(field, `"${feedType}" is a flat feed, not an aggregated one`);
     let feed = this.aggregatedFeeds.get(feedType);
     if (!feed) {
-      feed = new AggregatedFeed(this.db.collection<GroupDoc>(Collections.feed(feedType)), cfg);
+      const lockKey = Collections.feed(feedType);
+      feed = new AggregatedFeed(this.db.collection<GroupDoc>(lockKey), cfg, async (write) =>
+        (await this.serializesGroupWrites()) ? this.lock.withLock(lockKey, write) : write(),
+      );
       this.aggregatedFeeds.set(feedType, feed);
     }
     return feed;

@@ -173,6 +173,29 @@ describe('follow and unfollow on the dev server', () => {
     expect(await feeds.follows.countFollowers(star)).toBe(2);
   });
 
+  it('counts exactly under 100 concurrent follows of one user and 50 concurrent unfollows', async () => {
+    // On FerretDB concurrent updates of one document lose increments (100 follows once counted
+    // 89-93); counts there come from the edges. On MongoDB the counters are updated atomically.
+    const star = uniqueName('star');
+    const fans = Array.from({ length: 100 }, (_, i) => `${star}-fan${String(i).padStart(3, '0')}`);
+    const { feeds, workers } = await setup();
+    await withWorkers(workers, async () => {
+      await Promise.all(fans.map((fan) => feeds.follow(fan, star, { backfillLimit: 0 })));
+      await Promise.all(fans.map((fan) => feeds.waitForFollow(fan, star)));
+      expect(await feeds.getCounts(star)).toEqual({ followers: 100, following: 0 });
+      // Every follow told the star: one notification group, 100 distinct actors.
+      const [group] = (await feeds.readNotifications(star)).groups;
+      expect([group?.activityCount, group?.actorCount]).toEqual([100, 100]);
+
+      const leaving = fans.slice(0, 50);
+      await Promise.all(leaving.map((fan) => feeds.unfollow(fan, star)));
+      await Promise.all(leaving.map((fan) => feeds.waitForFollow(fan, star)));
+    });
+    expect(await feeds.getCounts(star)).toEqual({ followers: 50, following: 0 });
+    expect(await feeds.follows.countFollowers(star)).toBe(50);
+    for (const fan of fans) expect((await feeds.getCounts(fan)).following, fan).toBe(fan < fans[50]! ? 0 : 1);
+  });
+
   it('backfills and cleans an aggregated feed named per follow', async () => {
     const steve = uniqueName('steve');
     const susan = uniqueName('susan');
