@@ -6,11 +6,12 @@
  * @module
  */
 import { FeedType } from '../src/model/constants';
-import { checkFeedTypes, checkId, checkInt, checkObject } from '../src/model/validation';
+import { checkEpochMs, checkFeedTypes, checkId, checkInt, checkObject } from '../src/model/validation';
 import type { Notifier } from '../src/notify/notifier';
 import type { FeedStore } from '../src/storage/feed-store';
 import { checkFollowPair, type FollowStore } from '../src/storage/follow-store';
 import { failFastOnBadInput } from './failures';
+import { withHeartbeats } from './heartbeat';
 
 /** What the follow activities need. */
 export interface FollowActivityDeps {
@@ -67,7 +68,9 @@ export function createFollowActivities({ store, follows, notifier }: FollowActiv
     async applyFollow(input: FollowChangeInput): Promise<{ created: boolean }> {
       return failFastOnBadInput(async () => {
         const { follower, followee } = pairOf(input);
-        return follows.follow(follower, followee, checkId('input.op', input.op), new Date(checkInt('input.at', input.at, 0, Number.MAX_SAFE_INTEGER)));
+        const op = checkId('input.op', input.op);
+        const at = new Date(checkEpochMs('input.at', input.at));
+        return withHeartbeats(() => follows.follow(follower, followee, op, at));
       });
     },
 
@@ -75,7 +78,8 @@ export function createFollowActivities({ store, follows, notifier }: FollowActiv
     async applyUnfollow(input: FollowChangeInput): Promise<{ removed: boolean }> {
       return failFastOnBadInput(async () => {
         const { follower, followee } = pairOf(input);
-        return follows.unfollow(follower, followee, checkId('input.op', input.op));
+        const op = checkId('input.op', input.op);
+        return withHeartbeats(() => follows.unfollow(follower, followee, op));
       });
     },
 
@@ -86,10 +90,12 @@ export function createFollowActivities({ store, follows, notifier }: FollowActiv
         const feedTypes = feedTypesOf(input.feedTypes);
         const limit = checkInt('input.limit', input.limit, 1, 500);
         const before = input.before === null ? undefined : input.before;
-        const { entries, nextCursor } = await store.readEntries(FeedType.USER, followee, { limit, before });
-        const activities = entries.map((e) => ({ id: e.activityId, actor: followee, time: e.time }));
-        for (const feedType of feedTypes) await store.copyToFeed(feedType, follower, activities);
-        return { copied: entries.length, nextCursor };
+        return withHeartbeats(async () => {
+          const { entries, nextCursor } = await store.readEntries(FeedType.USER, followee, before === undefined ? { limit } : { limit, before });
+          const activities = entries.map((e) => ({ id: e.activityId, actor: followee, time: e.time }));
+          for (const feedType of feedTypes) await store.copyToFeed(feedType, follower, activities);
+          return { copied: entries.length, nextCursor };
+        });
       });
     },
 
@@ -102,9 +108,11 @@ export function createFollowActivities({ store, follows, notifier }: FollowActiv
       return failFastOnBadInput(async () => {
         const { follower, followee } = pairOf(input);
         const feedTypes = input.feedTypes === undefined ? store.followedFeedTypes : feedTypesOf(input.feedTypes);
-        let removed = 0;
-        for (const feedType of feedTypes) removed += await store.removeActorFromFeed(feedType, follower, followee);
-        return { removed };
+        return withHeartbeats(async () => {
+          let removed = 0;
+          for (const feedType of feedTypes) removed += await store.removeActorFromFeed(feedType, follower, followee);
+          return { removed };
+        });
       });
     },
 
@@ -112,7 +120,7 @@ export function createFollowActivities({ store, follows, notifier }: FollowActiv
     async notifyFollow(input: FollowChangeInput): Promise<void> {
       return failFastOnBadInput(async () => {
         const { follower, followee } = pairOf(input);
-        const at = new Date(checkInt('input.at', input.at, 0, Number.MAX_SAFE_INTEGER));
+        const at = new Date(checkEpochMs('input.at', input.at));
         await notifier?.notify({ recipient: followee, actor: follower, verb: 'follow', object: followee, time: at });
       });
     },

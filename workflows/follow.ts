@@ -19,6 +19,7 @@
 import { log, proxyActivities, type RetryPolicy, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BackfillResult, FollowActivities } from '../activities/follow';
 import { VALIDATION_FAILURE_TYPE } from '../src/errors';
+import { HEARTBEAT_TIMEOUT_MS } from '../src/model/constants';
 import { validateOrFail } from '../src/model/failures';
 import {
   type FollowRequest,
@@ -39,8 +40,10 @@ const retry: RetryPolicy = {
   nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE],
 };
 
-// Each activity is a handful of small writes (a backfill batch: one read and one insert per feed).
-const acts = proxyActivities<FollowActivities>({ startToCloseTimeout: '1 minute', retry });
+// Each activity is a handful of small writes (a backfill batch: one read and one insert per
+// feed). They heartbeat while they run, so a worker killed mid-step costs the heartbeat timeout,
+// not the start-to-close timeout; the latter only bounds a step that hangs outright.
+const acts = proxyActivities<FollowActivities>({ startToCloseTimeout: '5 minutes', heartbeatTimeout: HEARTBEAT_TIMEOUT_MS, retry });
 
 /** Applies the follow / unfollow requests of one pair; returns the pair's state when idle. */
 export async function followWorkflow(rawInput: FollowWorkflowInput): Promise<FollowState> {
