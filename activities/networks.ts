@@ -244,7 +244,8 @@ export function createNetworkActivities(deps: NetworkActivitiesDeps) {
         if ('kind' in result) return result;
         const size = readPath(result.body, network.profile.sizeField);
         const userId = readPath(result.body, network.profile.idField);
-        const networkSize = typeof size === 'number' && size >= 0 ? size : undefined;
+        // Only a count the workflow can carry: a network announcing 1e999 or -3 is ignored, not trusted.
+        const networkSize = isCount(size) ? size : undefined;
         await store.recordProfile(network.name, account.accountId, typeof userId === 'string' || typeof userId === 'number' ? String(userId) : undefined, networkSize);
         return {
           kind: 'ready',
@@ -279,7 +280,7 @@ export function createNetworkActivities(deps: NetworkActivitiesDeps) {
           kind: 'page',
           waitedMs: result.waitedMs,
           count: items.length,
-          ...(typeof total === 'number' ? { total } : {}),
+          ...(isCount(total) ? { total } : {}),
           ...(network.friends.style === 'cursor' ? { nextCursor: typeof next === 'string' && next !== '' ? next : typeof next === 'number' ? String(next) : null } : {}),
         };
       });
@@ -344,3 +345,8 @@ export function createNetworkActivities(deps: NetworkActivitiesDeps) {
 
 /** The import activities, as workflows see them. */
 export type NetworkActivities = ReturnType<typeof createNetworkActivities>;
+
+/** A non-negative safe integer: what a network's announced sizes must be to be used. */
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}

@@ -46,12 +46,9 @@ import {
   importProgressQuery,
   type ImportStatus,
   noOutcomes,
+  RECENT_CURSORS,
   validateImportInput,
 } from '../src/model/imports';
-
-/** How many recent cursors the repeated-cursor guard remembers across continue-as-new. */
-const RECENT_CURSORS = 50;
-
 
 function storeActivities(taskQueue: string) {
   // MongoDB work only: retried with backoff and no attempt limit, so a database outage delays an

@@ -19,12 +19,31 @@ export function toTemporalFailure(err: unknown): unknown {
 
 /**
  * Validates a workflow's raw input with `validate`; a `ValidationError` fails the workflow with
- * the non-retryable failure of {@link toTemporalFailure}, naming the field.
+ * the non-retryable failure of {@link toTemporalFailure}, naming the field. Any other error (a
+ * validator's bug, or an input it did not foresee) fails it too, as a non-retryable
+ * `ValidationError` failure whose message starts `input is malformed: `: thrown as is, it would
+ * fail the workflow task, and every retry of it, forever.
  */
 export function validateOrFail<T>(validate: (raw: unknown) => T, raw: unknown): T {
   try {
     return validate(raw);
   } catch (err) {
-    throw toTemporalFailure(err);
+    if (err instanceof ValidationError) throw toTemporalFailure(err);
+    throw ApplicationFailure.create({
+      message: `input is malformed: ${messageOf(err)}`,
+      type: VALIDATION_FAILURE_TYPE,
+      nonRetryable: true,
+      // The original error and its stack, for whoever fixes the validator.
+      ...(err instanceof Error ? { cause: err } : {}),
+    });
+  }
+}
+
+/** An error's message; never throws (`String` of an odd thrown value can). */
+function messageOf(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err);
+  } catch {
+    return 'an unprintable error was thrown';
   }
 }

@@ -10,8 +10,8 @@
  */
 import { defineQuery } from '@temporalio/workflow';
 import { ValidationError } from '../errors';
-import { TaskQueue } from './constants';
-import { checkId, checkInt, checkNetworkName, checkObject, checkTaskQueue } from './validation';
+import { Limits, TaskQueue } from './constants';
+import { checkBoolean, checkCount, checkCountRecord, checkId, checkInt, checkKeys, checkNetworkName, checkTaskQueue, checkText } from './validation';
 
 /** Workflow type of a friend import. */
 export const IMPORT_WORKFLOW_TYPE = 'importFriendsWorkflow';
@@ -62,6 +62,42 @@ export interface ImportOptions {
   maxPagesPerRun?: number;
   /** Attempts per API call on transient errors (1..100); rate-limit waits don't count. @default 10 */
   maxAttempts?: number;
+}
+
+/** Every option of {@link ImportOptions}, for checking that no unknown one is passed. */
+export const IMPORT_OPTION_KEYS = [
+  'pageSize',
+  'maxPagesInFlight',
+  'maxPages',
+  'tinyPageRun',
+  'whaleThreshold',
+  'taskQueue',
+  'whaleTaskQueue',
+  'maxPagesPerRun',
+  'maxAttempts',
+] as const satisfies ReadonlyArray<keyof ImportOptions>;
+
+/** Largest `maxPages`, hence the largest page number an import reaches. */
+const MAX_PAGES = 1_000_000;
+
+/**
+ * Validates import options at `field` (e.g. `input.options`): unknown options and prototype keys
+ * fail, naming `<field>.<key>`. Returns them with defaults applied; `taskQueue` stays `''` when
+ * not given (the network's own queue, else `import`, is chosen once the network is known).
+ */
+export function resolveImportOptions(field: string, raw: unknown): Required<ImportOptions> {
+  const o = checkKeys(field, raw, IMPORT_OPTION_KEYS);
+  return {
+    pageSize: checkInt(`${field}.pageSize`, o.pageSize, 1, Limits.MAX_PAGE_SIZE, IMPORT_DEFAULTS.pageSize),
+    maxPagesInFlight: checkInt(`${field}.maxPagesInFlight`, o.maxPagesInFlight, 1, 100, IMPORT_DEFAULTS.maxPagesInFlight),
+    maxPages: checkInt(`${field}.maxPages`, o.maxPages, 1, MAX_PAGES, IMPORT_DEFAULTS.maxPages),
+    tinyPageRun: checkInt(`${field}.tinyPageRun`, o.tinyPageRun, 1, 100, IMPORT_DEFAULTS.tinyPageRun),
+    whaleThreshold: checkInt(`${field}.whaleThreshold`, o.whaleThreshold, 1, Number.MAX_SAFE_INTEGER, IMPORT_DEFAULTS.whaleThreshold),
+    taskQueue: o.taskQueue === undefined ? '' : checkTaskQueue(`${field}.taskQueue`, o.taskQueue),
+    whaleTaskQueue: checkTaskQueue(`${field}.whaleTaskQueue`, o.whaleTaskQueue ?? IMPORT_DEFAULTS.whaleTaskQueue),
+    maxPagesPerRun: checkInt(`${field}.maxPagesPerRun`, o.maxPagesPerRun, 10, 10_000, IMPORT_DEFAULTS.maxPagesPerRun),
+    maxAttempts: checkInt(`${field}.maxAttempts`, o.maxAttempts, 1, 100, IMPORT_DEFAULTS.maxAttempts),
+  };
 }
 
 /** How an import ended (or `running`). */
@@ -166,26 +202,113 @@ export interface ImportFriendsInput {
   carry?: ImportCarry;
 }
 
-/** Checks an import input; throws `ValidationError` naming the field. */
-export function validateImportInput(input: unknown): { network: string; accountId: string; options: Required<ImportOptions>; carry?: ImportCarry } {
-  const obj = checkObject('input', input);
-  const network = checkNetworkName('network', obj.network);
-  const accountId = checkId('accountId', obj.accountId);
-  const o = obj.options === undefined ? {} : checkObject('options', obj.options);
-  const options: Required<ImportOptions> = {
-    pageSize: checkInt('options.pageSize', o.pageSize, 1, 10_000, IMPORT_DEFAULTS.pageSize),
-    maxPagesInFlight: checkInt('options.maxPagesInFlight', o.maxPagesInFlight, 1, 100, IMPORT_DEFAULTS.maxPagesInFlight),
-    maxPages: checkInt('options.maxPages', o.maxPages, 1, 1_000_000, IMPORT_DEFAULTS.maxPages),
-    tinyPageRun: checkInt('options.tinyPageRun', o.tinyPageRun, 1, 100, IMPORT_DEFAULTS.tinyPageRun),
-    whaleThreshold: checkInt('options.whaleThreshold', o.whaleThreshold, 1, Number.MAX_SAFE_INTEGER, IMPORT_DEFAULTS.whaleThreshold),
-    taskQueue: o.taskQueue === undefined ? '' : checkTaskQueue('options.taskQueue', o.taskQueue),
-    whaleTaskQueue: checkTaskQueue('options.whaleTaskQueue', o.whaleTaskQueue ?? IMPORT_DEFAULTS.whaleTaskQueue),
-    maxPagesPerRun: checkInt('options.maxPagesPerRun', o.maxPagesPerRun, 10, 10_000, IMPORT_DEFAULTS.maxPagesPerRun),
-    maxAttempts: checkInt('options.maxAttempts', o.maxAttempts, 1, 100, IMPORT_DEFAULTS.maxAttempts),
+/** Every field of {@link ImportFriendsInput}. */
+const IMPORT_INPUT_KEYS = ['network', 'accountId', 'options', 'carry'] as const satisfies ReadonlyArray<keyof ImportFriendsInput>;
+
+/** An import's input after validation: options with defaults applied, `carry` checked. */
+export interface ResolvedImportInput {
+  network: string;
+  accountId: string;
+  options: Required<ImportOptions>;
+  carry?: ImportCarry;
+}
+
+/**
+ * Validates an import's input (it may come from another language, the CLI or a schedule):
+ * unknown fields, prototype keys, wrong types, non-finite numbers and a malformed `carry` all
+ * fail here.
+ * @throws ValidationError naming the field (`input.<field>`).
+ */
+export function validateImportInput(raw: unknown): ResolvedImportInput {
+  const input = checkKeys('input', raw, IMPORT_INPUT_KEYS);
+  const network = checkNetworkName('input.network', input.network);
+  const accountId = checkId('input.accountId', input.accountId);
+  const options = resolveImportOptions('input.options', input.options === undefined ? {} : input.options);
+  if (input.carry === undefined) return { network, accountId, options };
+  return { network, accountId, options, carry: validateCarry('input.carry', input.carry, network, accountId) };
+}
+
+/** How many recent cursors the repeated-cursor guard remembers across continue-as-new. */
+export const RECENT_CURSORS = 50;
+/** Longest cursor carried over: a network's cursor goes back in a URL, where ~8 KB is the usual limit. */
+const MAX_CURSOR_LENGTH = 8192;
+/** Distinct skip or failure reasons kept per import, and their length (the store uses a handful of short ones). */
+const MAX_REASONS = 50;
+const MAX_REASON_LENGTH = 200;
+
+const CARRY_KEYS = ['progress', 'nextPage', 'cursor', 'recentCursors', 'total', 'tinyRun', 'endedAt', 'itemsSeen'] as const satisfies ReadonlyArray<keyof ImportCarry>;
+const PROGRESS_KEYS = [
+  'network', 'accountId', 'importId', 'status', 'message', 'strategy', 'networkSize', 'whale', 'taskQueue', 'pageSize',
+  'pagesFetched', 'pagesImported', 'pagesInFlight', 'items', 'rateLimitWaits', 'waitedMs', 'runs',
+] as const satisfies ReadonlyArray<keyof ImportProgress>;
+const OUTCOME_KEYS = ['imported', 'skipped', 'failed', 'skippedReasons', 'failedReasons'] as const satisfies ReadonlyArray<keyof ItemOutcomes>;
+const STRATEGIES = ['offset', 'cursor', 'unknown-size'] as const;
+
+/**
+ * Checks the state an import carries over continue-as-new. Written by the workflow itself, but it
+ * is input all the same (a hand-made start can pass anything), and a bad one must fail the run
+ * with a clear error rather than a TypeError in every workflow task. Returns a fresh copy.
+ */
+function validateCarry(field: string, raw: unknown, network: string, accountId: string): ImportCarry {
+  const c = checkKeys(field, raw, CARRY_KEYS);
+  const optionalCount = (key: 'total' | 'endedAt' | 'itemsSeen'): Partial<ImportCarry> =>
+    c[key] === undefined ? {} : { [key]: checkCount(`${field}.${key}`, c[key]) };
+  const cursors = c.recentCursors;
+  if (!Array.isArray(cursors) || cursors.length > RECENT_CURSORS) {
+    throw new ValidationError(`${field}.recentCursors`, `must be a list of at most ${RECENT_CURSORS} cursors`);
+  }
+  return {
+    progress: validateCarriedProgress(`${field}.progress`, c.progress, network, accountId),
+    nextPage: checkCount(`${field}.nextPage`, c.nextPage, MAX_PAGES),
+    ...(c.cursor === undefined ? {} : { cursor: c.cursor === null ? null : checkText(`${field}.cursor`, c.cursor, MAX_CURSOR_LENGTH) }),
+    recentCursors: cursors.map((v: unknown, i) => checkText(`${field}.recentCursors[${i}]`, v, MAX_CURSOR_LENGTH)),
+    tinyRun: checkCount(`${field}.tinyRun`, c.tinyRun),
+    ...optionalCount('total'),
+    ...optionalCount('endedAt'),
+    ...optionalCount('itemsSeen'),
   };
-  const known = new Set(Object.keys(IMPORT_DEFAULTS));
-  for (const key of Object.keys(o)) if (!known.has(key)) throw new ValidationError(`options.${key}`, 'is not an import option');
-  return { network, accountId, options, carry: obj.carry as ImportCarry | undefined };
+}
+
+/** Checks a carried {@link ImportProgress}: the progress of a running import of this very account. */
+function validateCarriedProgress(f: string, raw: unknown, network: string, accountId: string): ImportProgress {
+  const p = checkKeys(f, raw, PROGRESS_KEYS);
+  if (p.network !== network) throw new ValidationError(`${f}.network`, `must equal input.network (${JSON.stringify(network)}), got ${JSON.stringify(p.network)}`);
+  if (p.accountId !== accountId) throw new ValidationError(`${f}.accountId`, `must equal input.accountId (${JSON.stringify(accountId)}), got ${JSON.stringify(p.accountId)}`);
+  if (p.status !== 'running') throw new ValidationError(`${f}.status`, 'must be "running" (a finished import does not continue)');
+  const strategy = p.strategy;
+  if (strategy !== undefined && !STRATEGIES.includes(strategy as (typeof STRATEGIES)[number])) {
+    throw new ValidationError(`${f}.strategy`, `must be one of ${STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`);
+  }
+  // Once the strategy is known, the walk uses the queue and page size settled with it.
+  const settled = strategy !== undefined;
+  const i = checkKeys(`${f}.items`, p.items, OUTCOME_KEYS);
+  // A run hands over only once its pages have finished, so nothing is in flight at the start.
+  checkInt(`${f}.pagesInFlight`, p.pagesInFlight, 0, 0);
+  return {
+    network,
+    accountId,
+    importId: checkText(`${f}.importId`, p.importId, 512),
+    status: 'running',
+    message: checkText(`${f}.message`, p.message, 2000),
+    ...(settled ? { strategy: strategy as (typeof STRATEGIES)[number] } : {}),
+    ...(p.networkSize === undefined ? {} : { networkSize: checkCount(`${f}.networkSize`, p.networkSize) }),
+    whale: checkBoolean(`${f}.whale`, p.whale),
+    ...(settled || p.taskQueue !== undefined ? { taskQueue: checkTaskQueue(`${f}.taskQueue`, p.taskQueue) } : {}),
+    ...(settled || p.pageSize !== undefined ? { pageSize: checkInt(`${f}.pageSize`, p.pageSize, 1, Limits.MAX_PAGE_SIZE) } : {}),
+    pagesFetched: checkCount(`${f}.pagesFetched`, p.pagesFetched),
+    pagesImported: checkCount(`${f}.pagesImported`, p.pagesImported),
+    pagesInFlight: 0,
+    items: {
+      imported: checkCount(`${f}.items.imported`, i.imported),
+      skipped: checkCount(`${f}.items.skipped`, i.skipped),
+      failed: checkCount(`${f}.items.failed`, i.failed),
+      skippedReasons: checkCountRecord(`${f}.items.skippedReasons`, i.skippedReasons, MAX_REASONS, MAX_REASON_LENGTH),
+      failedReasons: checkCountRecord(`${f}.items.failedReasons`, i.failedReasons, MAX_REASONS, MAX_REASON_LENGTH),
+    },
+    rateLimitWaits: checkCount(`${f}.rateLimitWaits`, p.rateLimitWaits),
+    waitedMs: checkCount(`${f}.waitedMs`, p.waitedMs),
+    runs: checkCount(`${f}.runs`, p.runs),
+  };
 }
 
 /** Input of `trickleSyncWorkflow`: one polling round. */
@@ -202,16 +325,29 @@ export interface TrickleSyncInput {
   importOptions?: ImportOptions;
 }
 
-/** Checks a trickle round's input; throws `ValidationError` naming the field. */
-export function validateTrickleInput(input: unknown): Required<Omit<TrickleSyncInput, 'importOptions'>> & { importOptions: ImportOptions } {
-  const obj = checkObject('input', input);
-  if (obj.mode !== 'trickle' && obj.mode !== 'resync') throw new ValidationError('mode', `must be "trickle" or "resync", got ${JSON.stringify(obj.mode)}`);
+/** Every field of {@link TrickleSyncInput}. */
+const TRICKLE_INPUT_KEYS = ['mode', 'batchSize', 'staleAfterMs', 'taskQueue', 'importOptions'] as const satisfies ReadonlyArray<keyof TrickleSyncInput>;
+
+/** Largest `staleAfterMs`: `now - staleAfterMs` must still be a valid `Date`. */
+const MAX_STALE_AFTER_MS = 8.64e15;
+
+/**
+ * Checks a trickle round's input: unknown fields and prototype keys fail, and `importOptions` is
+ * checked like an import's `options`. `importOptions` is returned as given (each import applies
+ * the defaults itself).
+ * @throws ValidationError naming the field (`input.<field>`).
+ */
+export function validateTrickleInput(raw: unknown): Required<Omit<TrickleSyncInput, 'importOptions'>> & { importOptions: ImportOptions } {
+  const input = checkKeys('input', raw, TRICKLE_INPUT_KEYS);
+  if (input.mode !== 'trickle' && input.mode !== 'resync') throw new ValidationError('input.mode', `must be "trickle" or "resync", got ${JSON.stringify(input.mode)}`);
+  if (input.importOptions !== undefined) resolveImportOptions('input.importOptions', input.importOptions);
   return {
-    mode: obj.mode,
-    batchSize: checkInt('batchSize', obj.batchSize, 1, 1000),
-    staleAfterMs: checkInt('staleAfterMs', obj.staleAfterMs, 0, Number.MAX_SAFE_INTEGER),
-    taskQueue: checkTaskQueue('taskQueue', obj.taskQueue ?? TaskQueue.TRICKLE),
-    importOptions: obj.importOptions === undefined ? {} : (checkObject('importOptions', obj.importOptions) as ImportOptions),
+    mode: input.mode,
+    batchSize: checkInt('input.batchSize', input.batchSize, 1, 1000),
+    staleAfterMs: checkInt('input.staleAfterMs', input.staleAfterMs, 0, MAX_STALE_AFTER_MS),
+    taskQueue: checkTaskQueue('input.taskQueue', input.taskQueue ?? TaskQueue.TRICKLE),
+    // Checked above: only known options, so a copy carries nothing else.
+    importOptions: input.importOptions === undefined ? {} : { ...(input.importOptions as ImportOptions) },
   };
 }
 

@@ -4,7 +4,7 @@
  * @module
  */
 import { IMPORT_DEFAULTS } from './imports';
-import { checkId, checkInt, checkNetworkName, checkObject, checkTaskQueue } from './validation';
+import { checkId, checkInt, checkKeys, checkNetworkName, checkTaskQueue } from './validation';
 
 /** Workflow type of a share. */
 export const SHARE_WORKFLOW_TYPE = 'shareActivityWorkflow';
@@ -40,14 +40,20 @@ export interface ShareOutcome {
   rateLimitWaits: number;
 }
 
-/** Checks a share's input; throws `ValidationError` naming the field. */
-export function validateShareInput(input: unknown): Required<ShareInput> {
-  const obj = checkObject('input', input);
+/** Every field of {@link ShareInput}. */
+const SHARE_INPUT_KEYS = ['network', 'accountId', 'activityId', 'taskQueue', 'maxAttempts'] as const satisfies ReadonlyArray<keyof ShareInput>;
+
+/**
+ * Checks a share's input: unknown fields, prototype keys and wrong types fail; defaults applied.
+ * @throws ValidationError naming the field (`input.<field>`).
+ */
+export function validateShareInput(raw: unknown): Required<ShareInput> {
+  const input = checkKeys('input', raw, SHARE_INPUT_KEYS);
   return {
-    network: checkNetworkName('network', obj.network),
-    accountId: checkId('accountId', obj.accountId),
-    activityId: checkId('activityId', obj.activityId),
-    taskQueue: checkTaskQueue('taskQueue', obj.taskQueue ?? IMPORT_DEFAULTS.taskQueue),
-    maxAttempts: checkInt('maxAttempts', obj.maxAttempts, 1, 100, IMPORT_DEFAULTS.maxAttempts),
+    network: checkNetworkName('input.network', input.network),
+    accountId: checkId('input.accountId', input.accountId),
+    activityId: checkId('input.activityId', input.activityId),
+    taskQueue: checkTaskQueue('input.taskQueue', input.taskQueue ?? IMPORT_DEFAULTS.taskQueue),
+    maxAttempts: checkInt('input.maxAttempts', input.maxAttempts, 1, 100, IMPORT_DEFAULTS.maxAttempts),
   };
 }

@@ -129,6 +129,24 @@ export function checkCount(field: string, value: unknown, max = Number.MAX_SAFE_
   return checkInt(field, value, 0, max);
 }
 
+/**
+ * Checks a record of counts keyed by free text (e.g. reason → items): at most `maxKeys` keys of
+ * at most `maxKeyLength` characters, no prototype key (`<field>.__proto__` fails), every value a
+ * count. Returns a copy.
+ */
+export function checkCountRecord(field: string, value: unknown, maxKeys: number, maxKeyLength: number): Record<string, number> {
+  const obj = checkObject(field, value);
+  const keys = Object.keys(obj);
+  if (keys.length > maxKeys) throw new ValidationError(field, `must hold at most ${maxKeys} entries, got ${keys.length}`);
+  const out: Record<string, number> = {};
+  for (const key of keys) {
+    if (PROTOTYPE_KEYS.has(key)) throw new ValidationError(`${field}.${key}`, 'is not allowed (a prototype key)');
+    if (key.length > maxKeyLength) throw new ValidationError(field, `must have keys of at most ${maxKeyLength} characters, got one of ${key.length}`);
+    out[key] = checkCount(`${field}.${key}`, obj[key]);
+  }
+  return out;
+}
+
 /** Checks a boolean. */
 export function checkBoolean(field: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw new ValidationError(field, `must be true or false, got ${describe(value)}`);

@@ -365,11 +365,11 @@ describe('failures', () => {
   it('bad input gets a clear error naming the field and starts nothing', async () => {
     const r = await start({ fake: { accounts: [] }, networks: (url) => ({ fakebook: fakebook(url) }) });
     await expect(r.imports.importFriends('Fake Book', 'a')).rejects.toThrow(ValidationError);
-    await expect(r.imports.importFriends('fakebook', 'a b')).rejects.toMatchObject({ field: 'accountId' });
+    await expect(r.imports.importFriends('fakebook', 'a b')).rejects.toMatchObject({ field: 'input.accountId' });
     await expect(r.imports.importFriends('fakebook', id('nobody'))).rejects.toMatchObject({ field: 'accountId', message: /no connected fakebook account/ });
     await r.imports.connectAccount('fakebook', id('ok'), 'tok');
-    await expect(r.imports.importFriends('fakebook', id('ok'), { pageSize: 0 })).rejects.toMatchObject({ field: 'options.pageSize' });
-    await expect(r.imports.importFriends('fakebook', id('ok'), { bogus: 1 } as object)).rejects.toMatchObject({ field: 'options.bogus' });
+    await expect(r.imports.importFriends('fakebook', id('ok'), { pageSize: 0 })).rejects.toMatchObject({ field: 'input.options.pageSize' });
+    await expect(r.imports.importFriends('fakebook', id('ok'), { bogus: 1 } as object)).rejects.toMatchObject({ field: 'input.options.bogus' });
     await expect(r.imports.connectAccount('fakebook', id('ok'), '')).rejects.toMatchObject({ field: 'token' });
     // An unknown network reaches the worker (a client cannot know the worker's config): non-retryable, named.
     await r.imports.connectAccount('nosuch', id('ok'), 'tok');
@@ -478,7 +478,7 @@ describe('sharing activities out', () => {
     expect(await r.imports.waitForShare('fakebook', id('wes'), `a-${runSuffix}`)).toMatchObject({ status: 'needs_reauth' });
     expect(await r.imports.account('fakebook', id('wes'))).toMatchObject({ needsReauth: true });
     expect(r.fake.posts()).toHaveLength(0);
-    await expect(r.imports.shareActivity('fakebook', id('wes'), 'bad id')).rejects.toMatchObject({ field: 'activityId' });
+    await expect(r.imports.shareActivity('fakebook', id('wes'), 'bad id')).rejects.toMatchObject({ field: 'input.activityId' });
     // A network without a share endpoint: non-retryable, named.
     await r.imports.connectAccount('mute', id('wes'), 't-x');
     await r.imports.shareActivity('mute', id('wes'), `a-${runSuffix}`);
