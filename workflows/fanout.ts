@@ -40,7 +40,7 @@ import {
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { FanoutActivities } from '../activities/fanout';
 import { FANOUT_FAILED_FAILURE_TYPE, ValidationError, VALIDATION_FAILURE_TYPE } from '../src/errors';
-import { toTemporalFailure } from '../src/model/failures';
+import { validateOrFail } from '../src/model/failures';
 import { FanoutOperation, FeedType, HEARTBEAT_TIMEOUT_MS, SearchAttribute } from '../src/model/constants';
 import {
   type FanoutProgress,
@@ -90,22 +90,16 @@ const chunkOptions: ActivityOptions = {
 const stalledKey = defineSearchAttributeKey(SearchAttribute.STALLED, SearchAttributeType.BOOL);
 const actorKey = defineSearchAttributeKey(SearchAttribute.ACTOR, SearchAttributeType.KEYWORD);
 
-/**
- * Validates the input; any error, even an unexpected one from a malformed input, fails the run
- * with a non-retryable failure, never the workflow task (which would be retried forever).
- */
+/** Validates the input (a bad one, even a bizarre one, fails the run, never the workflow task). */
 function validate(raw: FanoutWorkflowInput): ResolvedFanoutInput {
-  try {
-    const input = validateFanoutInput(raw);
+  return validateOrFail((value) => {
+    const input = validateFanoutInput(value);
     const chunksPerPage = Math.ceil(input.pageSize / input.chunkSize);
     if (chunksPerPage > 1000) {
       throw new ValidationError('input.pageSize', `divided by chunkSize must give at most 1000 chunks per page, got ${chunksPerPage}`);
     }
     return input;
-  } catch (err) {
-    if (err instanceof ValidationError) throw toTemporalFailure(err);
-    throw ApplicationFailure.create({ message: `input is malformed: ${(err as Error)?.message ?? String(err)}`, type: VALIDATION_FAILURE_TYPE, nonRetryable: true });
-  }
+  }, raw);
 }
 
 /**

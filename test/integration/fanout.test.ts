@@ -146,9 +146,16 @@ describe('fanout on the dev server', () => {
     const atCrash = await written();
     console.log(`crash test: ${before} entries at SIGTERM, ${atCrash} at SIGKILL, of 3000`);
     expect(atCrash).toBeLessThan(3_000);
-    // 3. A fresh worker picks the same fanout up (a killed chunk is retried after its timeout).
+    // 3. A fresh worker picks the same fanout up: the killed chunk is re-dispatched once its
+    //    heartbeat timeout (10 s) passes, not after a start-to-close timeout of minutes.
+    const killedAt = Date.now();
     worker = startWorkerProcess(db.databaseName, queues);
     try {
+      await waitForEntries(atCrash + 1);
+      const recovery = (Date.now() - killedAt) / 1000;
+      console.log(`crash test: writing again ${recovery.toFixed(1)} s after the SIGKILL (new worker started at once)`);
+      // Before heartbeats the page read and chunks waited out 30 s - 2 min timeouts.
+      expect(recovery).toBeLessThan(25);
       const summary = await feeds.waitForFanout(activityId);
       expect(summary.done).toBe(true);
       expect(summary.followersSeen).toBe(3_000);
@@ -188,6 +195,35 @@ describe('fanout on the dev server', () => {
     expect(await timelineOwners(`${actor}-keep`)).toEqual(followers.all);
     expect((await feeds.readFeed(FeedType.USER, actor)).items.map((i) => i.activityId)).toEqual([`${actor}-keep`]);
     expect(await db.collection(Collections.ACTIVITIES).countDocuments({ _id: `${actor}-gone` as never })).toBe(0);
+  });
+
+  it('removes an activity midway through its 50,000-follower fanout: no entry left anywhere', async () => {
+    const actor = uniqueName('midrm');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 50_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    const feeds = feedClient(queues);
+    const workers = await workersFor(queues);
+    const written = () => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId: `${actor}-a1` });
+    await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' });
+      for (;;) {
+        if ((await written()) >= 10_000) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const started = Date.now();
+      // Cancels the add (its chunks in flight stop first), then sweeps the entries out.
+      await feeds.removeActivity(activityId);
+      const removal = await feeds.waitForFanout(activityId, FanoutOperation.REMOVE);
+      const seconds = (Date.now() - started) / 1000;
+      const add = await feeds.handle(activityId).describe();
+      console.log(`midway removal: ${removal.low.entriesChanged} entries removed in ${seconds.toFixed(1)} s (${removal.low.chunksDone} batches); the add ended ${add.status.name}`);
+      expect(add.status.name).toBe('CANCELLED');
+      expect(removal.low.entriesChanged).toBeGreaterThanOrEqual(10_000);
+      expect(removal.low.entriesChanged).toBeLessThan(50_000);
+    });
+    expect(await written()).toBe(0);
+    expect(await db.collection(Collections.feed(FeedType.USER)).countDocuments({ activityId: `${actor}-a1` })).toBe(0);
+    expect(await db.collection(Collections.ACTIVITIES).countDocuments({ _id: `${actor}-a1` as never })).toBe(0);
   });
 
   it('rejects bad input with an error naming the field, and writes and starts nothing', async () => {

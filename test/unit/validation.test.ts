@@ -73,6 +73,51 @@ describe('validateFanoutInput', () => {
     expect(fieldOf(() => validateFanoutInput(input))).toBe(`input.${field}`);
   });
 
+  // A valid continuation, as the workflow itself writes one, to break one field at a time.
+  const progress = {
+    operation: 'add', activityId: 'a1', actorId: 'u1', feedTypes: ['timeline'], followersSeen: 5000, pagesRead: 1,
+    high: { followers: 1250, chunksDone: 13, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 1250 },
+    low: { followers: 3750, chunksDone: 38, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 3750 },
+    continuedAsNew: 1, done: false, failures: [], stalled: null,
+  };
+  const continued = { cursor: 'f005000', progress };
+  const withProgress = (patch: Record<string, unknown>) => ({ ...base, continued: { ...continued, progress: { ...progress, ...patch } } });
+
+  // Input from another language or the CLI: every case fails at once, naming the field (the
+  // first six are the ones found getting through before: they were accepted, or crashed every
+  // workflow task of the run).
+  it.each([
+    ['an unknown field (a typo)', { ...base, chunksize: 10 }, 'input.chunksize'],
+    ['a __proto__ key', JSON.parse('{"operation":"add","activityId":"a1","actorId":"u1","activityTime":1,"__proto__":{"x":1}}'), 'input.__proto__'],
+    ['a constructor key', { ...base, constructor: { name: 'x' } }, 'input.constructor'],
+    ['continued.progress not an object', { ...base, continued: { cursor: 'f1', progress: 5 } }, 'input.continued.progress'],
+    ['activityTime 1e999', JSON.parse('{"operation":"add","activityId":"a1","actorId":"u1","activityTime":1e999}'), 'input.activityTime'],
+    ['activityTime NaN', { ...base, activityTime: Number.NaN }, 'input.activityTime'],
+    ['activityTime beyond a Date', { ...base, activityTime: 9e15 }, 'input.activityTime'],
+    ['activityTime not an integer', { ...base, activityTime: 1.5 }, 'input.activityTime'],
+    ['publishAt Infinity', { ...base, publishAt: Number.POSITIVE_INFINITY }, 'input.publishAt'],
+    ['stalledAfterMs too short', { ...base, stalledAfterMs: 10 }, 'input.stalledAfterMs'],
+    ['removeBatchSize over the SQLite limit', { ...base, removeBatchSize: 40_000 }, 'input.removeBatchSize'],
+    ['continued not an object', { ...base, continued: 'f1' }, 'input.continued'],
+    ['continued with an unknown key', { ...base, continued: { ...continued, page: 3 } }, 'input.continued.page'],
+    ['continued.cursor a number', { ...base, continued: { ...continued, cursor: 42 } }, 'input.continued.cursor'],
+    ['a progress counter negative', withProgress({ followersSeen: -1 }), 'input.continued.progress.followersSeen'],
+    ['a progress counter a string', withProgress({ pagesRead: '1' }), 'input.continued.progress.pagesRead'],
+    ['chunks in flight carried over', withProgress({ high: { ...progress.high, chunksInFlight: 3 } }), 'input.continued.progress.high.chunksInFlight'],
+    ['a priority not an object', withProgress({ low: [] }), 'input.continued.progress.low'],
+    ['progress of another activity', withProgress({ activityId: 'a2' }), 'input.continued.progress.activityId'],
+    ['progress already done', withProgress({ done: true }), 'input.continued.progress.done'],
+    ['failures not a list', withProgress({ failures: {} }), 'input.continued.progress.failures'],
+    ['a failure of the wrong shape', withProgress({ failures: [{ priority: 'urgent', size: 1, message: 'x' }] }), 'input.continued.progress.failures[0].priority'],
+    ['a prototype key inside progress', withProgress(JSON.parse('{"__proto__":{"done":true}}')), 'input.continued.progress.__proto__'],
+  ])('rejects %s, naming %s', (_name, input, field) => {
+    expect(fieldOf(() => validateFanoutInput(input))).toBe(field);
+  });
+
+  it('accepts the continuation the workflow writes', () => {
+    expect(validateFanoutInput({ ...base, feedTypes: ['timeline'], continued }).continued).toEqual(continued);
+  });
+
   it('does not need activityTime to remove', () => {
     expect(() => validateFanoutInput({ operation: 'remove', activityId: 'a1', actorId: 'u1' })).not.toThrow();
   });

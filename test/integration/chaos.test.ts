@@ -1,0 +1,165 @@
+/**
+ * Nothing lost, nothing duplicated when the processes under a fanout die: the database process and
+ * the Temporal server are SIGKILLed mid-fanout and restarted on their data, and afterwards every
+ * follower's timeline is counted in the database. Each test starts its own server to kill (the
+ * suite's store kind: mongod or FerretDB), so the shared servers of the other tests stay up.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { type Db, MongoClient } from 'mongodb';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { FeedClient } from '../../src/client';
+import { ensureTools, freePort, type ManagedServer, startStore, startTemporalDevServer, type StoreKind, storeBinary } from '../../src/dev/local-stack';
+import { FeedType } from '../../src/model/constants';
+import { Collections } from '../../src/storage/collections';
+import { FeedStore } from '../../src/storage/feed-store';
+import { devServer, freshDb, quietRuntime, uniqueName } from '../utils/env';
+import { fanoutWorkers } from '../utils/fanout';
+import { seedFollowers } from '../utils/graph';
+import { testQueues, withWorkers } from '../utils/workers';
+
+const storeKindOfSuite = inject('store');
+const killable = storeKindOfSuite === 'mongodb' || storeKindOfSuite === 'ferretdb';
+
+let dir: string;
+const cleanups: Array<() => Promise<void>> = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'feed-fanout-chaos-'));
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** SIGKILLs a server process and waits until it is gone. */
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+/** Polls `read` until it reaches `atLeast`; returns the value. */
+async function until(read: () => Promise<number>, atLeast: number, timeoutMs = 120_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const n = await read();
+    if (n >= atLeast) return n;
+    if (Date.now() > deadline) throw new Error(`stuck at ${n}, waiting for ${atLeast}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Owners of one activity's timeline entries, sorted, as stored. */
+async function owners(db: Db, activityId: string): Promise<string[]> {
+  const docs = await db.collection(Collections.feed(FeedType.TIMELINE)).find({ activityId }).project({ owner: 1 }).toArray();
+  return docs.map((d) => d.owner as string).sort();
+}
+
+describe.runIf(killable)('chaos: processes killed mid-fanout', () => {
+  it('the database process is SIGKILLed twice mid-fanout and restarted: every follower has the entry exactly once', async () => {
+    const kind = storeKindOfSuite as StoreKind;
+    const tools = ensureTools(kind === 'mongodb' ? { mongod: true } : { ferretdb: true });
+    const port = await freePort();
+    const storeOptions = { port, dataDir: path.join(dir, kind), logFile: path.join(dir, `${kind}.log`), binary: storeBinary(tools, kind) };
+    let store: ManagedServer = await startStore(kind, storeOptions);
+    cleanups.push(() => store.stop());
+    const mongo = await MongoClient.connect(store.address);
+    cleanups.push(() => mongo.close());
+    const db = mongo.db('chaos');
+    await new FeedStore(db).ensureIndexes();
+    const temporal = await devServer();
+    cleanups.push(() => temporal.close());
+
+    const actor = uniqueName('dbkill');
+    const total = 30_000;
+    const followers = await seedFollowers(db, actor, total, { prefix: `${actor}-f`, activeEvery: 4 });
+    const queues = testQueues(actor);
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues);
+    const written = () => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId: `${actor}-a1` });
+
+    const summary = await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' });
+      for (const fraction of [0.2, 0.6]) {
+        const before = await until(written, total * fraction);
+        await kill(store.process);
+        await new Promise((r) => setTimeout(r, 1000)); // down for a while: chunks fail and are retried
+        const restartedAt = Date.now();
+        store = await startStore(kind, storeOptions);
+        const after = await until(written, before + 1);
+        console.log(`db kill at ${before} of ${total} entries: store back and writing again ${Date.now() - restartedAt} ms after its restart (${after} entries)`);
+        expect(before).toBeLessThan(total); // the kill landed mid-fanout
+      }
+      return feeds.waitForFanout(activityId);
+    });
+
+    expect(summary).toMatchObject({ done: true, followersSeen: total, failures: [] });
+    // Counted in the database: each follower exactly once (the unique _id rules out a second copy
+    // in one feed; the sorted owners rule out a missing one).
+    expect(await written()).toBe(total);
+    expect(await owners(db, `${actor}-a1`)).toEqual(followers.all);
+  });
+
+  it('the Temporal server is SIGKILLed mid-fanout and restarted on its data: every follower has the entry exactly once', async () => {
+    quietRuntime();
+    const tools = ensureTools();
+    const port = await freePort();
+    // As the dev stack runs it: history in a SQLite file, WAL, so a crash of the process loses nothing committed.
+    const serverOptions = {
+      port,
+      dbFile: path.join(dir, 'temporal.db'),
+      sqlitePragmas: ['journal_mode=wal', 'synchronous=normal'],
+      logFile: path.join(dir, 'temporal.log'),
+      cli: tools.temporalCli,
+    };
+    let server = await startTemporalDevServer(serverOptions);
+    cleanups.push(() => server.stop());
+    const connection = await Connection.connect({ address: server.address });
+    cleanups.push(() => connection.close());
+    const nativeConnection = await NativeConnection.connect({ address: server.address });
+    cleanups.push(() => nativeConnection.close());
+    const mongo = await freshDb('chaos');
+    cleanups.push(() => mongo.drop());
+    const db = mongo.db;
+    await new FeedStore(db).ensureIndexes();
+
+    const actor = uniqueName('tkill');
+    const total = 20_000;
+    const followers = await seedFollowers(db, actor, total, { prefix: `${actor}-f`, activeEvery: 4 });
+    const queues = testQueues(actor);
+    const feeds = new FeedClient({
+      temporal: new Client({ connection }),
+      db,
+      taskQueue: queues.workflow,
+      // Slower chunks, so the kill lands with chunks in flight and more to dispatch.
+      fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, maxInFlight: 4 },
+    });
+    const workers = await fanoutWorkers(nativeConnection, db, queues);
+    const written = () => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId: `${actor}-a1` });
+
+    const summary = await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' });
+      const before = await until(written, total * 0.3);
+      await kill(server.process);
+      await new Promise((r) => setTimeout(r, 1000));
+      const restartedAt = Date.now();
+      server = await startTemporalDevServer(serverOptions);
+      const after = await until(written, (await written()) + 1);
+      console.log(`Temporal kill at ${before} of ${total} entries: server back (${(Date.now() - restartedAt) / 1000} s incl. start) and the fanout writing again (${after} entries)`);
+      expect(before).toBeLessThan(total);
+      return feeds.waitForFanout(activityId);
+    });
+
+    expect(summary).toMatchObject({ done: true, followersSeen: total, failures: [] });
+    expect(await written()).toBe(total);
+    expect(await owners(db, `${actor}-a1`)).toEqual(followers.all);
+  });
+});

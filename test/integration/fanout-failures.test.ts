@@ -1,0 +1,179 @@
+/**
+ * Failures are visible: bad input from outside the client, a misspelled feed type or queue, and
+ * chunks that fail for good each end as an operator can see them (Failed with a reason, or flagged
+ * `FanoutStalled` in the list view), on the real dev server and store.
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Db } from 'mongodb';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { FeedClient } from '../../src/client';
+import { FanoutFailedError, VALIDATION_FAILURE_TYPE } from '../../src/errors';
+import { FANOUT_WORKFLOW_TYPE, FeedType, SearchAttribute } from '../../src/model/constants';
+import { Collections } from '../../src/storage/collections';
+import { FeedStore } from '../../src/storage/feed-store';
+import { createWorkers } from '../../src/worker/workers';
+import { devServer, freshDb, uniqueName } from '../utils/env';
+import { fanoutWorkers } from '../utils/fanout';
+import { seedFollowers } from '../utils/graph';
+import { testQueues, withWorkers } from '../utils/workers';
+
+let temporal: Awaited<ReturnType<typeof devServer>>;
+let mongo: Awaited<ReturnType<typeof freshDb>>;
+let db: Db;
+
+beforeAll(async () => {
+  temporal = await devServer();
+});
+
+afterAll(async () => {
+  await temporal?.close();
+});
+
+beforeEach(async () => {
+  mongo = await freshDb('fail');
+  db = mongo.db;
+  await new FeedStore(db).ensureIndexes();
+});
+
+afterEach(async () => {
+  await mongo?.drop();
+});
+
+const entries = (activityId: string) => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId });
+
+/** The failure a run ended with (its cause), or undefined if it did not fail. */
+async function failureOf(run: Promise<unknown>): Promise<ApplicationFailure | undefined> {
+  const err = await run.then(() => undefined, (e: unknown) => e);
+  expect(err, 'the run should have failed').toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  return cause as ApplicationFailure;
+}
+
+describe('failures are visible', () => {
+  it('input from outside the client that is wrong fails the run at once, non-retryable, naming the field', async () => {
+    const actor = uniqueName('rawin');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 50, { prefix: `${actor}-f` });
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues);
+    const base = { operation: 'add', activityId: `${actor}-a`, actorId: actor, activityTime: 1_763_900_000_000, highTaskQueue: queues.high, lowTaskQueue: queues.low };
+    // What `temporal workflow start --input '…'` would send (JSON), one broken field each.
+    const cases: Array<[string, unknown, string]> = [
+      ['a typo', { ...base, chunksize: 10 }, 'input.chunksize'],
+      ['a __proto__ key', JSON.parse(JSON.stringify(base).replace('{', '{"__proto__":{"chunkSize":1},')), 'input.__proto__'],
+      ['a constructor key', { ...base, constructor: 'x' }, 'input.constructor'],
+      ['an internal field of the wrong shape', { ...base, continued: { progress: 5 } }, 'input.continued.cursor'],
+      ['a time of 1e999', JSON.parse(JSON.stringify(base).replace('1763900000000', '1e999')), 'input.activityTime'],
+    ];
+    await withWorkers(workers, async () => {
+      for (const [name, input, field] of cases) {
+        const started = Date.now();
+        const handle = await temporal.client.workflow.start(FANOUT_WORKFLOW_TYPE, {
+          taskQueue: queues.workflow,
+          workflowId: uniqueName(`${actor}-case`),
+          args: [input],
+        });
+        const failure = await failureOf(handle.result());
+        expect(failure?.type, name).toBe(VALIDATION_FAILURE_TYPE);
+        expect(failure?.nonRetryable, name).toBe(true);
+        expect(failure?.message.startsWith(field), `${name}: ${failure?.message}`).toBe(true);
+        expect((await handle.describe()).status.name, name).toBe('FAILED');
+        expect(Date.now() - started, name).toBeLessThan(15_000);
+      }
+    });
+    expect(await entries(`${actor}-a`)).toBe(0);
+  });
+
+  it('a misspelled feed type fails the fanout before any chunk is written, with the reason', async () => {
+    const actor = uniqueName('badtype');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 500, { prefix: `${actor}-f` });
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues);
+    await withWorkers(workers, async () => {
+      // Started as another language would (FeedClient itself checks feed types before starting).
+      const handle = await temporal.client.workflow.start(FANOUT_WORKFLOW_TYPE, {
+        taskQueue: queues.workflow,
+        workflowId: `fanout-add-${actor}-a`,
+        args: [{ operation: 'add', activityId: `${actor}-a`, actorId: actor, activityTime: Date.now(), feedTypes: ['timelin'], highTaskQueue: queues.high, lowTaskQueue: queues.low }],
+      });
+      const failure = await failureOf(handle.result());
+      expect(failure?.message).toMatch(/^input\.feedTypes\[0\] "timelin" is not a configured feed type/);
+      expect((await handle.describe()).status.name).toBe('FAILED');
+    });
+    expect(await entries(`${actor}-a`)).toBe(0);
+  });
+
+  it('chunks that fail for good make the run end Failed with counts and the first error; the rest is written', async () => {
+    const actor = uniqueName('badchunk');
+    const queues = testQueues(actor);
+    const followers = await seedFollowers(db, actor, 250, { prefix: `${actor}-f`, activeEvery: 1000 });
+    // Bad data in the graph: a follower id that can never be a feed owner. Its chunk (ids 101-200
+    // in follower order) fails validation for good; the other two chunks are fine.
+    const bad = `${actor}-f000150x/bad`;
+    await db.collection(Collections.FOLLOWS).insertOne({ _id: `${actor}/${bad}` as never, follower: bad, followee: actor, createdAt: new Date() });
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues);
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
+    const err = await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'pin', object: 'p' });
+      return feeds.waitForFanout(activityId).then(() => undefined, (e: unknown) => e);
+    });
+    expect(err).toBeInstanceOf(FanoutFailedError);
+    const failed = err as FanoutFailedError;
+    expect(failed.message).toMatch(/^add fanout of activity \S+ failed: 1 of 3 chunks failed for good \(100 of 251 followers seen\)\. First errors: \[low chunk from \S+, 100 followers\] input\.followerIds\[\d+\] must contain only/);
+    expect(failed.progress).toMatchObject({ done: true, followersSeen: 251, low: { chunksDone: 2, chunksFailed: 1, entriesChanged: 151 } });
+    expect((await feeds.handle(`${actor}-a`).describe()).status.name).toBe('FAILED');
+    // Not all or nothing: the followers of the good chunks have the entry.
+    expect(await entries(`${actor}-a`)).toBe(151);
+    expect(followers.all).toHaveLength(250);
+  });
+
+  it('a misspelled chunk queue is flagged FanoutStalled in the list view with the reason, and clears once a worker serves it', async () => {
+    const actor = uniqueName('badq');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 300, { prefix: `${actor}-f`, activeEvery: 2 });
+    const misspelled = `${queues.high}-typo`;
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues);
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { lowTaskQueue: queues.low } });
+    await withWorkers(workers, async () => {
+      const { activityId, workflowId } = await feeds.addActivity(
+        { id: `${actor}-a`, actor, verb: 'pin', object: 'p' },
+        { highTaskQueue: misspelled, stalledAfterMs: 2_000 },
+      );
+      // Found from the list view, without opening the run.
+      const listed = async (stalled: boolean) => {
+        const ids: string[] = [];
+        for await (const run of temporal.client.workflow.list({ query: `${SearchAttribute.STALLED} = ${stalled} AND WorkflowId = '${workflowId}'` })) ids.push(run.workflowId);
+        return ids.length === 1;
+      };
+      const flaggedWithin = await within(20_000, () => listed(true));
+      console.log(`misspelled queue: flagged FanoutStalled ${flaggedWithin} ms after the start (stalledAfterMs 2000)`);
+      const progress = await feeds.getProgress(activityId);
+      expect(progress.stalled).toContain(`task queue "${misspelled}"`);
+      expect(progress.stalled).toContain('highTaskQueue');
+      const metadata = await feeds.handle(activityId).query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      expect(metadata.currentDetails).toContain(misspelled);
+      // The LOW chunks went through meanwhile.
+      expect(progress.low.chunksDone).toBe(2);
+
+      // A worker for that queue appears: the fanout finishes and the flag clears.
+      const late = await createWorkers({ connection: temporal.nativeConnection, db, queues: [{ taskQueue: misspelled }] });
+      await withWorkers(late, async () => {
+        const summary = await feeds.waitForFanout(activityId);
+        expect(summary).toMatchObject({ done: true, stalled: null, high: { chunksDone: 2, chunksFailed: 0 } });
+      });
+      expect(await within(10_000, () => listed(false))).toBeGreaterThanOrEqual(0);
+    });
+    expect(await entries(`${actor}-a`)).toBe(300);
+  });
+});
+
+/** Polls `check` until it is true; returns the milliseconds it took, or fails after `timeoutMs`. */
+async function within(timeoutMs: number, check: () => Promise<boolean>): Promise<number> {
+  const start = Date.now();
+  while (!(await check())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`not true within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return Date.now() - start;
+}
