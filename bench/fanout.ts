@@ -1,29 +1,32 @@
 /**
- * `npm run bench [-- --followers N] [--page-size P] [--chunk-size C] [--in-flight F] [--store ferretdb|mongodb]`
+ * `npm run bench [-- --followers N] [--page-size P] [--chunk-size C] [--in-flight F] [--store mongodb|ferretdb]`
  *
- * Fans one activity out to N followers (default 100,000) on a local stack and prints wall time,
- * feed entries per second, history events and continue-as-new count, beside two baselines
- * measured in the same run on the same store:
- * - raw: writing the same entries with plain batched driver writes (same chunk size, same
- *   parallelism, follower ids already in memory, no Temporal). fanout / raw is the figure we steer by;
+ * Fans one activity out to N followers (default 100,000) on a local stack, then removes it again,
+ * and prints for each phase the CPU time per 1,000 feed entries (the headline: every process this
+ * script started, plus itself; stable from run to run), entries per second and history events,
+ * beside baselines measured in the same run on the same store:
+ * - the fanout with the durable write concern (journaled, majority; the project's default) and
+ *   with the driver's default (`w: 1`, "before"), to show what durability costs;
  * - the same job without Temporal: reading the followers page by page from the same follower
- *   source, then the same writes. raw / this is what the store alone costs for reading followers;
- *   fanout / this is what Temporal costs.
- * It also prints the CPU time each process spent per 1,000 entries in each phase.
+ *   source, then the same writes: what Temporal costs;
+ * - raw writes: the same entries with plain batched driver writes (same chunk size, same
+ *   parallelism, ids in memory), durable and before;
+ * - the removal: the sweep of the activity's entries by activity id.
  *
- * Starts its own Temporal dev server and store (`--store`, or `FANOUT_STORE`: FerretDB by
- * default, or MongoDB's own mongod) in a temp directory, unless TEMPORAL_ADDRESS / MONGODB_URI
- * are set. Trimming is off on all sides (trimChance 0): it is separate work.
- */
+ * Starts its own Temporal dev server and store (`--store`, or `FANOUT_STORE`: mongod where it
+ * runs, else FerretDB) in a temp directory, unless TEMPORAL_ADDRESS / MONGODB_URI are set.
+ * Trimming is off on all sides (trimChance 0): it is separate work. */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { MongoClient } from 'mongodb';
+import { MongoClient, type WriteConcernSettings } from 'mongodb';
 import { FeedClient } from '../src/client';
 import { type ManagedServer, startStore, startTemporalDevServer, storeBinary, toolsAndStore } from '../src/dev/local-stack';
+import { FanoutOperation } from '../src/model/constants';
 import { FANOUT_DEFAULTS, type FanoutProgress } from '../src/model/fanout';
+import { DURABLE_WRITE_CONCERN } from '../src/storage/durability';
 import { MongoFollowerSource } from '../src/followers/mongo-follower-source';
 import { FeedStore } from '../src/storage/feed-store';
 import { insertManyIgnoringDuplicates } from '../src/storage/insert';
@@ -86,6 +89,12 @@ function perThousand(cpu: CpuSample, name: string, entries: number): string {
   return seconds === undefined || Number.isNaN(seconds) || entries === 0 ? '-' : ((seconds * 1e6) / entries).toFixed(0);
 }
 
+/** CPU milliseconds all sampled processes together used per 1,000 entries. */
+function perThousandAll(cpu: CpuSample, entries: number): string {
+  const total = Object.values(cpu).filter((v) => !Number.isNaN(v)).reduce((a, b) => a + b, 0);
+  return entries === 0 ? '-' : ((total * 1e6) / entries).toFixed(0);
+}
+
 /** Average number of cores the sampled processes kept busy over `seconds`. */
 function coresBusy(cpu: CpuSample, seconds: number): string {
   const total = Object.values(cpu).filter((v) => !Number.isNaN(v)).reduce((a, b) => a + b, 0);
@@ -99,7 +108,8 @@ async function main(): Promise<void> {
   const maxInFlight = arg('in-flight', FANOUT_DEFAULTS.maxInFlight);
   const storeAt = process.argv.indexOf('--store');
   const { tools, store: storeKindArg } = toolsAndStore(storeAt < 0 ? undefined : (process.argv[storeAt + 1] ?? '(nothing)'), '--store');
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  // Errors only: activity-only workers warn that they poll no workflows, which is the point here.
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'feed-fanout-bench-'));
   const servers: ManagedServer[] = [];
@@ -124,8 +134,11 @@ async function main(): Promise<void> {
     const mongo = await MongoClient.connect(mongodbUri!);
     const db = mongo.db(`bench_${Date.now()}`);
     const feeds = { timeline: { trimChance: 0, fanout: true }, user: { trimChance: 0 }, raw: { trimChance: 0 }, plain: { trimChance: 0 } };
-    const store = new FeedStore(db, { feeds });
-    await store.ensureIndexes();
+    // "before" = the driver's default write concern ({w: 1}, no journal wait): what the project
+    // used until acknowledged writes had to survive a crash of the database process.
+    const concerns = { durable: DURABLE_WRITE_CONCERN, before: { w: 1 } } satisfies Record<string, WriteConcernSettings>;
+    const stores = { durable: new FeedStore(db, { feeds }), before: new FeedStore(db, { feeds, writeConcern: concerns.before }) };
+    await stores.durable.ensureIndexes();
 
     console.log(`bench: seeding ${followers} followers ...`);
     const seedStart = Date.now();
@@ -133,21 +146,25 @@ async function main(): Promise<void> {
     console.log(`bench: seeded in ${((Date.now() - seedStart) / 1000).toFixed(1)} s`);
 
     const time = new Date();
-    const writeChunk = (feedType: string, activityId: string, owners: string[]) =>
+    const writeChunk = (store: FeedStore, feedType: string, activityId: string, owners: string[]) =>
       insertManyIgnoringDuplicates(
         store.feed(feedType),
         owners.map((owner) => ({ _id: `${owner}/${activityId}`, owner, activityId, actor: 'bench-actor', time })),
       );
 
-    // Baseline (the figure the ratio divides by): the same entries, same chunking and
-    // parallelism, plain driver writes, follower ids already in memory.
-    const raw = await measure(pids, async () => {
-      const chunks: string[][] = [];
-      for (let i = 0; i < seeded.all.length; i += chunkSize) chunks.push(seeded.all.slice(i, i + chunkSize));
-      const writes = new BoundedWrites(maxInFlight);
-      for (const chunk of chunks) await writes.add(() => writeChunk('raw', 'raw-1', chunk));
-      return writes.finish();
-    });
+    // Baseline: the same entries, same chunking and parallelism, plain driver writes, follower
+    // ids already in memory.
+    const rawPhase = (concern: keyof typeof stores) =>
+      measure(pids, async () => {
+        const writes = new BoundedWrites(maxInFlight);
+        for (let i = 0; i < seeded.all.length; i += chunkSize) {
+          const chunk = seeded.all.slice(i, i + chunkSize);
+          await writes.add(() => writeChunk(stores[concern], 'raw', `raw-${concern}`, chunk));
+        }
+        return writes.finish();
+      });
+    const rawBefore = await rawPhase('before');
+    const raw = await rawPhase('durable');
 
     // The same job as the fanout without Temporal: read the followers page by page from the same
     // follower source, split by priority, write the chunks. What the store alone allows.
@@ -160,64 +177,110 @@ async function main(): Promise<void> {
         const page = await nextPage;
         if (page.nextCursor !== null) nextPage = read(page.nextCursor);
         for (const ids of [page.high, page.low]) {
-          for (let i = 0; i < ids.length; i += chunkSize) await writes.add(() => writeChunk('plain', 'plain-1', ids.slice(i, i + chunkSize)));
+          for (let i = 0; i < ids.length; i += chunkSize) await writes.add(() => writeChunk(stores.durable, 'plain', 'plain-1', ids.slice(i, i + chunkSize)));
         }
         if (page.nextCursor === null) break;
       }
       return writes.finish();
     });
 
-    // The fanout through Temporal, workers in this process.
+    // The fanout through Temporal, workers in this process, once per write concern.
     const connection = await Connection.connect({ address: temporalAddress });
     const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
     const temporal = new Client({ connection });
-    const workers = await createWorkers({ connection: nativeConnection, db, feedStore: { feeds } });
-    const running = Promise.all(workers.map((w) => w.run()));
-    const client = new FeedClient({ temporal, db, feeds, fanout: { pageSize, chunkSize, maxInFlight } });
-    let workflowId = '';
-    let summary: FanoutProgress | undefined;
-    const fanout = await measure(pids, async () => {
-      const added = await client.addActivity({ id: 'bench-1', actor: 'bench-actor', verb: 'post', object: 'o1' });
-      workflowId = added.workflowId;
-      summary = await client.waitForFanout(added.activityId);
-      return summary.high.entriesChanged + summary.low.entriesChanged;
-    });
+    const workflowIds: string[] = [];
+    const summaries: FanoutProgress[] = [];
+    const withWorkers = async (concern: keyof typeof stores, fn: (client: FeedClient) => Promise<Measured>): Promise<Measured> => {
+      const workers = await createWorkers({ connection: nativeConnection, db, feedStore: { feeds, writeConcern: concerns[concern] } });
+      const running = Promise.all(workers.map((w) => w.run()));
+      try {
+        return await fn(new FeedClient({ temporal, db, feeds, writeConcern: concerns[concern], fanout: { pageSize, chunkSize, maxInFlight } }));
+      } finally {
+        workers.forEach((w) => w.shutdown());
+        await running;
+      }
+    };
+    const fanoutPhase = (concern: keyof typeof stores, activityId: string) =>
+      withWorkers(concern, (client) =>
+        measure(pids, async () => {
+          const added = await client.addActivity({ id: activityId, actor: 'bench-actor', verb: 'post', object: activityId });
+          workflowIds.push(added.workflowId);
+          const summary = await client.waitForFanout(added.activityId);
+          summaries.push(summary);
+          return summary.high.entriesChanged + summary.low.entriesChanged;
+        }),
+      );
+    // Warm-up (not measured): one small fanout per write concern, so neither measured phase pays
+    // for JIT compilation, the workflow bundle or the first connections.
+    await seedFollowers(db, 'warm-actor', 2_000, { prefix: 'wf', activeEvery: 4 });
+    for (const concern of ['before', 'durable'] as const) {
+      await withWorkers(concern, async (client) => {
+        await client.addActivity({ id: `warm-${concern}`, actor: 'warm-actor', verb: 'post', object: 'warm' });
+        await client.waitForFanout(`warm-${concern}`);
+        return { written: 0, seconds: 0, rate: 0, cpu: {} };
+      });
+    }
+    const fanoutBefore = await fanoutPhase('before', 'bench-before');
+    const fanout = await fanoutPhase('durable', 'bench-1');
     // Checked outside the timing (a count scans the collection on FerretDB): every follower has
     // the entry once. The unique `_id` rules out duplicates; this rules out losses.
-    const inTimelines = await store.feed('timeline').countDocuments({ activityId: 'bench-1' });
-    if (inTimelines !== followers || [fanout, plain, raw].some((m) => m.written !== followers)) {
+    const inTimelines = await stores.durable.feed('timeline').countDocuments({ activityId: 'bench-1' });
+    if (inTimelines !== followers || [fanout, fanoutBefore, plain, raw, rawBefore].some((m) => m.written !== followers)) {
       throw new Error(`expected ${followers} entries everywhere: fanout wrote ${fanout.written} (timelines hold ${inTimelines}), same job ${plain.written}, raw ${raw.written}`);
     }
-    workers.forEach((w) => w.shutdown());
-    await running;
+    // Removing the activity again: the sweep by activity id, durable.
+    const removal = await withWorkers('durable', (client) =>
+      measure(pids, async () => {
+        const started = await client.removeActivity('bench-1');
+        workflowIds.push(started.workflowId);
+        const summary = await client.waitForFanout('bench-1', FanoutOperation.REMOVE);
+        return summary.low.entriesChanged;
+      }),
+    );
+    const left = await stores.durable.feed('timeline').countDocuments({ activityId: 'bench-1' });
+    if (left !== 0 || removal.written !== followers) throw new Error(`removal left ${left} entries (removed ${removal.written})`);
 
-    let events = 0;
-    let runs = 0;
-    for await (const run of temporal.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
-      runs++;
-      events += run.historyLength;
+    const history = new Map<string, { events: number; runs: number }>();
+    for (const workflowId of workflowIds) {
+      const h = { events: 0, runs: 0 };
+      for await (const run of temporal.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+        h.runs++;
+        h.events += run.historyLength;
+      }
+      history.set(workflowId, h);
     }
-    const done = summary!;
-    const phases = [fanout, plain, raw];
-    const row = (metric: string, cell: (m: Measured) => string): string[] => [metric, ...phases.map(cell)];
+    const [before, after] = summaries as [FanoutProgress, FanoutProgress];
+    const phases: Array<[string, Measured]> = [
+      ['fanout, durable', fanout],
+      ['fanout, before (w:1)', fanoutBefore],
+      ['same job, no Temporal', plain],
+      ['raw writes, durable', raw],
+      ['raw writes, before (w:1)', rawBefore],
+      ['removal (sweep), durable', removal],
+    ];
+    const row = (metric: string, cell: (m: Measured) => string): string[] => [metric, ...phases.map(([, m]) => cell(m))];
+    const h = (id: string, pick: (x: { events: number; runs: number }) => number) => String(pick(history.get(id) ?? { events: 0, runs: 0 }));
+    const processNames = Object.keys(fanout.cpu);
     const rows: string[][] = [
-      row('entries written', (m) => String(m.written)),
-      row('wall time (s)', (m) => m.seconds.toFixed(1)),
+      // The headline: CPU per 1,000 entries, all processes together (stable from run to run).
+      row('**CPU ms / 1,000 entries, all-in**', (m) => `**${perThousandAll(m.cpu, m.written)}**`),
+      ...processNames.map((name) => row(`CPU ms / 1,000 entries: ${name}`, (m) => perThousand(m.cpu, name, m.written))),
       row('entries / s', (m) => m.rate.toFixed(0)),
-      ['history events (all runs)', String(events), '-', '-'],
-      ['workflow runs / continue-as-new', `${runs} / ${done.continuedAsNew}`, '-', '-'],
-      ['failed chunks', String(done.high.chunksFailed + done.low.chunksFailed), '-', '-'],
-      // Where the machine went: CPU milliseconds per 1,000 entries, by process.
-      ...Object.keys(fanout.cpu).map((name) => row(`CPU ms / 1,000 entries: ${name}`, (m) => perThousand(m.cpu, name, m.written))),
+      row('entries', (m) => String(m.written)),
+      row('wall time (s)', (m) => m.seconds.toFixed(1)),
       row('cores busy (these processes)', (m) => coresBusy(m.cpu, m.seconds)),
+      ['history events (all runs)', h(workflowIds[1]!, (x) => x.events), h(workflowIds[0]!, (x) => x.events), '-', '-', '-', h(workflowIds[2]!, (x) => x.events)],
+      ['workflow runs', h(workflowIds[1]!, (x) => x.runs), h(workflowIds[0]!, (x) => x.runs), '-', '-', '-', h(workflowIds[2]!, (x) => x.runs)],
+      ['failed chunks', String(after.high.chunksFailed + after.low.chunksFailed), String(before.high.chunksFailed + before.low.chunksFailed), '-', '-', '-', '-'],
     ];
     console.log(`\nbench: ${followers} followers, pageSize ${pageSize}, chunkSize ${chunkSize}, maxInFlight ${maxInFlight}, store ${storeName}`);
-    console.log('| metric | fanout (Temporal) | same job, no Temporal | raw driver writes |');
-    console.log('|---|---:|---:|---:|');
+    console.log(`| metric | ${phases.map(([name]) => name).join(' | ')} |`);
+    console.log(`|---|${phases.map(() => '---:').join('|')}|`);
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
-    console.log(`\nratio (fanout rate / raw rate): ${(fanout.rate / raw.rate).toFixed(2)}`);
-    console.log(`same job without Temporal / raw rate: ${(plain.rate / raw.rate).toFixed(2)} (what reading the followers from this store costs)`);
-    console.log(`fanout rate / same job without Temporal: ${(fanout.rate / plain.rate).toFixed(2)} (what Temporal costs)`);
+    const cpuAll = (m: Measured) => Number(perThousandAll(m.cpu, m.written));
+    console.log(`\nheadline: fanout ${cpuAll(fanout)} ms CPU per 1,000 entries durable, ${cpuAll(fanoutBefore)} before (w:1); ${fanout.rate.toFixed(0)} vs ${fanoutBefore.rate.toFixed(0)} entries/s`);
+    console.log(`durability costs the fanout ${(cpuAll(fanout) - cpuAll(fanoutBefore)).toFixed(0)} ms CPU per 1,000 entries and ${(100 * (1 - fanout.rate / fanoutBefore.rate)).toFixed(0)}% of its entries/s (raw writes: ${(100 * (1 - raw.rate / rawBefore.rate)).toFixed(0)}%)`);
+    console.log(`fanout / raw (both durable): ${(fanout.rate / raw.rate).toFixed(2)} of the entries/s, ${(cpuAll(fanout) / cpuAll(raw)).toFixed(1)}x the CPU per entry`);
 
     await db.dropDatabase();
     await mongo.close();
