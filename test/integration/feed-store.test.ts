@@ -97,4 +97,25 @@ describe('FeedStore', () => {
     );
     expect(fields).toEqual(['before', 'before', 'feedType', 'limit', 'limit']);
   });
+
+  // A cursor is input like any other: every part is checked before it reaches a query.
+  it.each([
+    ['a time of 1e999 (Infinity once parsed)', '{"t":1e999,"id":"a1"}'],
+    ['a time beyond a Date', '{"t":9000000000000000,"id":"a1"}'],
+    ['a fractional time', '{"t":1.5,"id":"a1"}'],
+    ['an id that is an object', '{"t":1,"id":{"$gt":""}}'],
+    ['an empty id', '{"t":1,"id":""}'],
+    ['an extra key', '{"t":1,"id":"a1","owner":"someone-else"}'],
+    ['a __proto__ key', '{"t":1,"id":"a1","__proto__":{"t":2}}'],
+    ['an array', '[1,"a1"]'],
+  ])('rejects a cursor with %s, naming before', async (_name, json) => {
+    const err = await store.readFeed('timeline', 'x', { before: Buffer.from(json).toString('base64url') }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).field).toBe('before');
+  });
+
+  it('rejects unknown read options, naming them', async () => {
+    const err = await store.readFeed('timeline', 'x', { limt: 5 } as never).then(() => undefined, (e: unknown) => e);
+    expect((err as ValidationError).field).toBe('options.limt');
+  });
 });
