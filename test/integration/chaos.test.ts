@@ -57,6 +57,22 @@ async function until(read: () => Promise<number>, atLeast: number, timeoutMs = 1
   }
 }
 
+/**
+ * Fanout workers that count the entries their chunks had acknowledged, in-process: the kills are
+ * timed by it (a count in the store lags behind a fast fanout, and scans the collection on FerretDB).
+ */
+async function countingWorkers(connection: NativeConnection, db: Db, queues: ReturnType<typeof testQueues>) {
+  let count = 0;
+  const workers = await fanoutWorkers(connection, db, queues, (a) => ({
+    async writeFeedChunk(input) {
+      const res = await a.writeFeedChunk(input);
+      count += res.changed;
+      return res;
+    },
+  }));
+  return { workers, acknowledged: async () => count };
+}
+
 /** Owners of one activity's timeline entries, sorted, as stored. */
 async function owners(db: Db, activityId: string): Promise<string[]> {
   const docs = await db.collection(Collections.feed(FeedType.TIMELINE)).find({ activityId }).project({ owner: 1 }).toArray();
@@ -83,28 +99,19 @@ describe.runIf(killable)('chaos: processes killed mid-fanout', () => {
     const followers = await seedFollowers(db, actor, total, { prefix: `${actor}-f`, activeEvery: 4 });
     const queues = testQueues(actor);
     const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
-    // Entries acknowledged to the workers, counted in-process: the kills are timed by it (a count
-    // in the store would lag behind a fast fanout, and scans the collection on FerretDB).
-    let acknowledged = 0;
-    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues, (a) => ({
-      async writeFeedChunk(input) {
-        const res = await a.writeFeedChunk(input);
-        acknowledged += res.changed;
-        return res;
-      },
-    }));
+    const { workers, acknowledged } = await countingWorkers(temporal.nativeConnection, db, queues);
     const written = () => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId: `${actor}-a1` });
 
     const summary = await withWorkers(workers, async () => {
       const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' });
       for (const fraction of [0.2, 0.6]) {
-        await until(async () => acknowledged, total * fraction);
+        await until(acknowledged, total * fraction);
         await kill(store.process);
-        const atKill = acknowledged;
+        const atKill = await acknowledged();
         await new Promise((r) => setTimeout(r, 1000)); // down for a while: chunks fail and are retried
         const restartedAt = Date.now();
         store = await startStore(kind, storeOptions);
-        await until(async () => acknowledged, atKill + 1);
+        await until(acknowledged, atKill + 1);
         console.log(`db kill at ${atKill} of ${total} entries acknowledged: writing again ${Date.now() - restartedAt} ms after the store's restart`);
         expect(atKill).toBeLessThan(total); // the kill landed mid-fanout
       }
@@ -152,28 +159,21 @@ describe.runIf(killable)('chaos: processes killed mid-fanout', () => {
       // Slower chunks, so the kill lands with chunks in flight and more to dispatch.
       fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, maxInFlight: 4 },
     });
-    let acknowledged = 0;
-    const workers = await fanoutWorkers(nativeConnection, db, queues, (a) => ({
-      async writeFeedChunk(input) {
-        const res = await a.writeFeedChunk(input);
-        acknowledged += res.changed;
-        return res;
-      },
-    }));
+    const { workers, acknowledged } = await countingWorkers(nativeConnection, db, queues);
     const written = () => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId: `${actor}-a1` });
 
     const summary = await withWorkers(workers, async () => {
       const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' });
-      await until(async () => acknowledged, total * 0.3);
+      await until(acknowledged, total * 0.3);
       await kill(server.process);
-      const atKill = acknowledged;
+      const atKill = await acknowledged();
       await new Promise((r) => setTimeout(r, 1000));
       const restartedAt = Date.now();
       server = await startTemporalDevServer(serverOptions);
       const upAfter = Date.now() - restartedAt;
       // Chunks that were running when the server died may still finish; wait for one dispatched after.
-      const settled = acknowledged;
-      await until(async () => acknowledged, settled + 1);
+      const settled = await acknowledged();
+      await until(acknowledged, settled + 1);
       console.log(`Temporal kill at ${atKill} of ${total} entries acknowledged: server up ${upAfter} ms after its restart, the fanout writing again ${Date.now() - restartedAt} ms after it`);
       expect(atKill).toBeLessThan(total);
       return feeds.waitForFanout(activityId);
