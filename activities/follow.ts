@@ -18,7 +18,7 @@ export interface FollowActivityDeps {
   store: FeedStore;
   follows: FollowStore;
   /** Tells followees about new followers. @default none (no notifications) */
-  notifier?: Notifier;
+  notifier?: Notifier | undefined;
 }
 
 /** Input of `applyFollow` / `applyUnfollow`. */

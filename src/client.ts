@@ -44,13 +44,13 @@ export interface FeedClientOptions {
   /** The database of activities, feeds and follow graph. */
   db: Db;
   /** Feed types (see {@link FeedsConfig}); must be the workers' configuration. @default DEFAULT_FEEDS */
-  feeds?: FeedsConfig;
+  feeds?: FeedsConfig | undefined;
   /**
    * Write concern of every write the client makes (activities, the actor's own feed, direct
    * notifications). Weakening it gives up the guarantee that an acknowledged write survives a
    * crash of the database. @default DURABLE_WRITE_CONCERN (journaled; majority on a replica set)
    */
-  writeConcern?: WriteConcernSettings;
+  writeConcern?: WriteConcernSettings | undefined;
   /** Task queue of the workflows. @default 'fanout' */
   taskQueue?: string;
   /** Default tuning of every fanout started by this client. @default see {@link FanoutOptions} */

@@ -150,7 +150,7 @@ export async function importFriendsWorkflow(rawInput: ImportFriendsInput): Promi
   }
   if (ending === 'continue') {
     p.message = `continuing as new after ${p.pagesFetched} pages`;
-    await continueAsNew<typeof importFriendsWorkflow>({ network, accountId, options: rawInput.options, carry });
+    await continueAsNew<typeof importFriendsWorkflow>({ network, accountId, ...(rawInput.options === undefined ? {} : { options: rawInput.options }), carry });
     throw new Error('unreachable: continueAsNew does not return');
   }
   p.status = ending.status;

@@ -216,7 +216,7 @@ export interface StoreOptions {
   /** Where the server's output goes. */
   logFile: string;
   /** Path of the server binary (`ferretdb` or `mongod`). @default from {@link ensureTools} */
-  binary?: string;
+  binary?: string | undefined;
 }
 
 /** Starts FerretDB with its SQLite backend. */

@@ -17,7 +17,7 @@ export interface FollowerPageRequest {
    * Identifies one walk through the followers (the fanout's workflow id, the same across
    * continue-as-new). A source may use it to cache what it read for the walk's next pages.
    */
-  walkId?: string;
+  walkId?: string | undefined;
 }
 
 /**

@@ -85,7 +85,7 @@ export class NetworkStore {
   readonly shares: Collection<NetworkShareDoc>;
   private readonly activities: Collection<{ _id: string; actor: string; verb: string; object: string; target?: string }>;
 
-  constructor(rawDb: Db, options: { writeConcern?: WriteConcernSettings } = {}) {
+  constructor(rawDb: Db, options: { writeConcern?: WriteConcernSettings | undefined } = {}) {
     // Every write durable (see src/storage/durability.ts): a staged page or an imported friend
     // acknowledged to Temporal must survive a crash of the database.
     const db = withWriteConcern(rawDb, options.writeConcern);

@@ -153,7 +153,7 @@ export interface ImportProgress {
   /** How the list is walked, once known. */
   strategy?: 'offset' | 'cursor' | 'unknown-size';
   /** Friend count the network announced. */
-  networkSize?: number;
+  networkSize?: number | undefined;
   /** True if routed to the whale queue. */
   whale: boolean;
   /** Queue of this import's API calls. */

@@ -231,7 +231,7 @@ export async function reconcileSchedules(
 /** Options of {@link defaultSchedules}. */
 export interface DefaultSchedulesOptions {
   /** Task queue of the scheduled workflows. @default 'fanout' */
-  workflowTaskQueue?: string;
+  workflowTaskQueue?: string | undefined;
   /** Interval of the trickle poll: milliseconds or an ms-format string. @default '5m' */
   trickleEvery?: Duration;
   /** Accounts polled per trickle run. @default 20 */

@@ -27,21 +27,21 @@ export type { FeedWriteResult, NotificationCounts } from './aggregated-feed';
 /** Options of {@link FeedStore}. */
 export interface FeedStoreOptions {
   /** Feed types and their configuration (see {@link FeedsConfig}). @default DEFAULT_FEEDS */
-  feeds?: FeedsConfig;
+  feeds?: FeedsConfig | undefined;
   /** Random source for trimming, injectable for tests. @default Math.random */
-  random?: () => number;
+  random?: (() => number) | undefined;
   /**
    * Write concern of every write (see `src/storage/durability.ts`). Weakening it trades the
    * guarantee that an acknowledged entry survives a database crash for speed; the benchmark does,
    * to measure what the guarantee costs. @default DURABLE_WRITE_CONCERN (journaled, majority)
    */
-  writeConcern?: WriteConcernSettings;
+  writeConcern?: WriteConcernSettings | undefined;
   /**
    * How writes to aggregated (and notification) feeds run: `in-place` (atomic updates, MongoDB),
    * `serialized` (one at a time per feed type, under a lock in the store: for servers that cannot
    * update one document atomically), `auto` (`serialized` on FerretDB). @default 'auto'
    */
-  groupWrites?: 'in-place' | 'serialized' | 'auto';
+  groupWrites?: 'in-place' | 'serialized' | 'auto' | undefined;
 }
 
 /** An activity as a feed entry needs it. */
@@ -71,9 +71,9 @@ export interface FeedPage {
 /** Options of {@link FeedStore.readFeed}. */
 export interface ReadFeedOptions {
   /** Entries per page (1..500). @default 25 */
-  limit?: number;
+  limit?: number | undefined;
   /** Cursor from a previous page's `nextCursor`: read entries older than it. */
-  before?: string;
+  before?: string | undefined;
 }
 
 interface CursorKey {
@@ -267,7 +267,7 @@ export class FeedStore {
       if (this.activityCache.size >= ACTIVITY_CACHE_SIZE) this.activityCache.delete(this.activityCache.keys().next().value!);
       this.activityCache.set(activityId, doc);
     }
-    return { id: doc._id, actor: doc.actor, verb: doc.verb, object: doc.object, target: doc.target, time: doc.time };
+    return { id: doc._id, actor: doc.actor, verb: doc.verb, object: doc.object, ...(doc.target === undefined ? {} : { target: doc.target }), time: doc.time };
   }
 
   /** The actors of the given activities (those still stored). */

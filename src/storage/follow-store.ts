@@ -53,9 +53,9 @@ export type CountingMode = 'counters' | 'edges' | 'auto';
 /** Options of {@link FollowStore}. */
 export interface FollowStoreOptions {
   /** How counts are kept. @default 'auto' */
-  counting?: CountingMode;
+  counting?: CountingMode | undefined;
   /** Write concern of every write. @default DURABLE_WRITE_CONCERN (journaled, majority) */
-  writeConcern?: WriteConcernSettings;
+  writeConcern?: WriteConcernSettings | undefined;
 }
 
 /** Follow-graph storage. */

@@ -38,33 +38,33 @@ export interface QueuePlan {
 export interface CreateWorkersOptions {
   connection: NativeConnection;
   /** @default 'default' */
-  namespace?: string;
+  namespace?: string | undefined;
   /** Database of activities, feeds and follow graph. */
   db: Db;
   /** Queues to serve. @default all three, concurrency 20 each */
-  queues?: QueuePlan[];
+  queues?: QueuePlan[] | undefined;
   /** Follower source. @default MongoFollowerSource on `db` */
-  followers?: FollowerSource;
+  followers?: FollowerSource | undefined;
   /**
    * Feed configuration (`feeds`: the same FeedsConfig the client uses) and the write concern of
    * every store the activities write through. @default DEFAULT_FEEDS, DURABLE_WRITE_CONCERN
    */
-  feedStore?: FeedStoreOptions;
+  feedStore?: FeedStoreOptions | undefined;
   /**
    * Tells followees about new followers. `null` turns notifications off.
    * @default a FeedNotifier writing to the `notification` feed, if that feed type is configured
    */
   notifier?: Notifier | null;
   /** The workflow queue's name. @default 'fanout' */
-  workflowTaskQueue?: string;
+  workflowTaskQueue?: string | undefined;
   /** A prebuilt workflow bundle (tests bundle once). @default bundles `workflows/` */
-  workflowBundle?: WorkerOptions['workflowBundle'];
+  workflowBundle?: WorkerOptions['workflowBundle'] | undefined;
   /** Third-party networks the import activities may call. @default {} */
-  networks?: NetworksConfig;
+  networks?: NetworksConfig | undefined;
   /** Import tuning (egress IP, retry delays); the store, networks and limiter are built here. */
-  imports?: Omit<NetworkActivitiesDeps, 'store' | 'networks' | 'limiter'> & { limiter?: SharedRateLimiter };
+  imports?: (Omit<NetworkActivitiesDeps, 'store' | 'networks' | 'limiter'> & { limiter?: SharedRateLimiter | undefined }) | undefined;
   /** Wraps the activities, e.g. to observe them in tests. */
-  wrapActivities?: (activities: AllActivities) => object;
+  wrapActivities?: ((activities: AllActivities) => object) | undefined;
 }
 
 /** Every activity a worker registers. */

@@ -33,9 +33,9 @@ export interface RateLimitRule {
   /** Window length in milliseconds. */
   windowMs: number;
   /** Send `X-RateLimit-*` headers; false makes the client find the limit only by hitting it. @default true */
-  published?: boolean;
+  published?: boolean | undefined;
   /** Send `Retry-After` (and `Retry-After-Ms`) on 429 for this limit. @default true */
-  retryAfter?: boolean;
+  retryAfter?: boolean | undefined;
 }
 
 /** Options of {@link startFakeNetwork}. Every field is optional. */
@@ -60,9 +60,9 @@ export interface FakeNetworkOptions {
    */
   errorsAfterWrite?: boolean;
   /** An outage `afterMs` after start lasting `durationMs`: every request gets 503. @default undefined (none) */
-  outage?: { afterMs: number; durationMs: number };
+  outage?: { afterMs: number; durationMs: number } | undefined;
   /** Delay added to every response. Changeable at run time. @default 0 */
-  latencyMs?: number;
+  latencyMs?: number | undefined;
   /** Extra delay by path prefix; the longest matching prefix wins. @default {} */
   slowPaths?: Record<string, number>;
 }
@@ -113,7 +113,7 @@ export interface FakeNetworkStats {
 export interface CreatedPost {
   id: string;
   userId: string;
-  idempotencyKey?: string;
+  idempotencyKey?: string | undefined;
   body: unknown;
   at: number;
 }
@@ -426,7 +426,7 @@ export async function startFakeNetwork(options: FakeNetworkOptions = {}): Promis
     for (const [prefix, ms] of Object.entries(opts.slowPaths)) {
       if (path.startsWith(prefix) && prefix.length > longest) [longest, extra] = [prefix.length, ms];
     }
-    return latencyMs + extra;
+    return (latencyMs ?? 0) + extra;
   }
 
   function send(res: ServerResponse, reply: CannedResponse, extra: Record<string, string>, delayMs: number): void {

@@ -243,7 +243,7 @@ describe('reconcileSchedules on the dev server', () => {
     const cases: { decls: ScheduleDeclaration[]; field: string; options?: { prefix: string } }[] = [
       { decls: [trickle, nightly, { ...nightly }], field: 'schedules[2].id' },
       { decls: [trickle, { ...nightly, every: '1h' }], field: 'schedules[1].cron' },
-      { decls: [trickle, { ...nightly, cron: undefined }], field: 'schedules[1].every' },
+      { decls: [trickle, { ...nightly, cron: undefined } as unknown as ScheduleDeclaration], field: 'schedules[1].every' },
       { decls: [{ ...trickle, every: 'soon' as '5m' }, nightly], field: 'schedules[0].every' },
       { decls: [{ ...trickle, every: '1.5s' }, nightly], field: 'schedules[0].every' },
       { decls: [trickle, { ...nightly, cron: '0 25 * * *' }], field: 'schedules[1].cron' },
