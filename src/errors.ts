@@ -8,6 +8,7 @@
  *   - {@link ConfigurationError}: the process was started wrong (missing tool, bad env variable).
  *   - {@link StoreError}: the feed store failed at run time (wraps the driver error as `cause`).
  *   - {@link LocalStackError}: a local server (Temporal dev server, FerretDB) could not be started.
+ *   - {@link NotFoundError}: something asked for by id does not exist.
  *   - {@link FanoutFailedError}: a fanout ended *Failed* because some of its chunks failed for good.
  *
  * This module is pure (no Node built-ins) so workflows may import it.
@@ -42,6 +43,9 @@ export class StoreError extends FanoutError {}
 
 /** A local server could not be started or did not become ready. */
 export class LocalStackError extends FanoutError {}
+
+/** Something asked for by id does not exist (a fanout, an activity). */
+export class NotFoundError extends FanoutError {}
 
 /** The `ApplicationFailure.type` used for validation failures, so callers can match on it. */
 export const VALIDATION_FAILURE_TYPE = 'ValidationError';

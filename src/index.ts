@@ -1,8 +1,9 @@
 /**
- * Feed fanout on Temporal with MongoDB feeds.
+ * Feed fanout on Temporal with MongoDB feeds: the app-facing API (`import { FeedClient } from
+ * 'feed-fanout'`). Running workers is `feed-fanout/worker` (or the `feed-fanout worker` command);
+ * the workflows module for `bundleWorkflowCode` is `feed-fanout/workflows`.
  *
  * - {@link FeedClient}: app-facing API (add/remove activities, read feeds, follow fanouts).
- * - `createWorkers` / the worker command: run the workflows and activities.
  * - {@link FollowerSource}: plug in your own follow graph.
  * - {@link NetworkClient}: third-party imports (friends of a connected account), with shared rate
  *   limits, per-network error rules and schedules declared in code.
@@ -27,7 +28,7 @@ export * from './followers/mongo-follower-source';
 export * from './storage/collections';
 export * from './storage/feed-store';
 export * from './storage/follow-store';
-export * from './worker/workers';
+export * from './storage/durability';
 export * from './integrations/error-rules';
 export * from './integrations/network-client';
 export * from './integrations/network-store';

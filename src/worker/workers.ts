@@ -3,7 +3,6 @@
  * the follower paging; `high-fanout` and `low-fanout` run the feed writes.
  * @module
  */
-import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Db } from 'mongodb';
 import { createFanoutActivities, createFollowActivities, createNetworkActivities, type NetworkActivitiesDeps } from '../../activities';
@@ -13,13 +12,13 @@ import { MongoFollowerSource } from '../followers/mongo-follower-source';
 import { NetworkStore } from '../integrations/network-store';
 import type { NetworksConfig } from '../integrations/network';
 import { SharedRateLimiter } from '../integrations/rate-limiter';
+import { prebuiltWorkflowBundle, WORKFLOWS_PATH } from './bundle';
 import { FeedType, TaskQueue } from '../model/constants';
 import { FeedNotifier, type Notifier } from '../notify/notifier';
 import { FeedStore, type FeedStoreOptions } from '../storage/feed-store';
 import { FollowStore } from '../storage/follow-store';
 
-/** Path of the workflows module, for `workflowsPath`. */
-export const WORKFLOWS_PATH = path.resolve(__dirname, '..', '..', 'workflows', 'index.ts');
+export { WORKFLOWS_PATH } from './bundle';
 
 /** One task queue to serve. */
 export interface QueuePlan {
@@ -103,6 +102,9 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Work
     }),
   };
   const registered = options.wrapActivities ? options.wrapActivities(activities) : activities;
+  // The workflow code: as given, else the package's prebuilt bundle, else bundled from the sources now.
+  const bundle = options.workflowBundle ?? prebuiltWorkflowBundle().bundle;
+  const workflowCode = bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH };
   return Promise.all(
     queues.map((plan) =>
       Worker.create({
@@ -113,11 +115,7 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Work
         maxConcurrentActivityTaskExecutions: plan.concurrency ?? 20,
         ...(plan.activitiesPerSecond ? { maxTaskQueueActivitiesPerSecond: plan.activitiesPerSecond } : {}),
         // Only the workflow queue runs workflows; the fanout queues are activity-only.
-        ...(plan.taskQueue === workflowQueue
-          ? options.workflowBundle
-            ? { workflowBundle: options.workflowBundle }
-            : { workflowsPath: WORKFLOWS_PATH }
-          : {}),
+        ...(plan.taskQueue === workflowQueue ? workflowCode : {}),
       }),
     ),
   );

@@ -257,7 +257,7 @@ describe('fanout on the dev server', () => {
 
 const children = new Set<ChildProcess>();
 
-/** Starts the worker command (`src/worker/main.ts`) as its own process on the test's queues. */
+/** Starts the worker command (`feed-fanout worker`) as its own process on the test's queues. */
 function startWorkerProcess(database: string, queues: ReturnType<typeof testQueues>): ChildProcess {
   const worker = startWorkerCommand(database, ['--workflow-queue', queues.workflow, '--queue', queues.workflow, '--queue', queues.high, '--queue', queues.low, '--no-schedules']);
   const child = worker.child;

@@ -1,4 +1,4 @@
-/** The real worker command (`src/worker/main.ts`) as a child process, for tests that need another process. */
+/** The real worker command (`feed-fanout worker`, from the sources) as a child process, for tests that need another process. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { inject } from 'vitest';
@@ -21,7 +21,7 @@ export interface WorkerProcess {
  */
 export function startWorkerCommand(database: string, args: string[], env: Record<string, string> = {}): WorkerProcess {
   const root = path.resolve(path.dirname(WORKFLOWS_PATH), '..');
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/worker/main.ts'), ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'worker', ...args], {
     cwd: root,
     env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), MONGODB_URI: inject('mongodbUri'), FANOUT_DB: database, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -30,7 +30,7 @@ export function startWorkerCommand(database: string, args: string[], env: Record
   const ready = new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
-      if (output.includes(': serving ')) resolve();
+      if (/\bserving \S/.test(output)) resolve();
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);

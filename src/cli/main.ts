@@ -1,0 +1,213 @@
+#!/usr/bin/env node
+/**
+ * `feed-fanout`: the package's command. `feed-fanout worker` runs a worker; the other commands are
+ * an operator's view of a deployment (`feed-fanout --help`). Connection settings come from the
+ * environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MONGODB_URI, FANOUT_DB, FANOUT_FEEDS_FILE,
+ * FANOUT_NETWORKS_FILE, FANOUT_EGRESS_IP.
+ * @module
+ */
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger } from '@temporalio/worker';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { MongoClient } from 'mongodb';
+import { FeedClient } from '../client';
+import { settingsFromEnv } from '../config';
+import { FanoutError, ValidationError } from '../errors';
+import { FanoutOperation } from '../model/constants';
+import type { FanoutProgress } from '../model/fanout';
+import { checkTaskQueue } from '../model/validation';
+import { PREBUILT_BUNDLE_PATH, writeWorkflowBundle } from '../worker/bundle';
+import { parseQueuePlan, type QueuePlan } from '../worker/workers';
+import { fanoutStatus, listFanouts, queueBacklog, retryFanout } from './operator';
+import { LOG_LEVELS, runWorkerCommand } from './worker-command';
+
+/** A commander argument parser from one of ours: a `ValidationError` becomes a usage error. */
+function parsed<T>(parse: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      if (err instanceof ValidationError) throw new InvalidArgumentError(err.message);
+      throw err;
+    }
+  };
+}
+
+const port = parsed((value) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ValidationError('port', `must be an integer 0..65535, got "${value}"`);
+  return n;
+});
+
+/** Connects a Temporal client from the environment; runs `fn`; closes. */
+async function withTemporal<T>(fn: (client: Client, namespace: string) => Promise<T>): Promise<T> {
+  const settings = settingsFromEnv();
+  const connection = await Connection.connect({ address: settings.temporalAddress });
+  try {
+    return await fn(new Client({ connection, namespace: settings.namespace }), settings.namespace);
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Prints `value` as JSON, or as `text` lines. */
+function print(json: boolean, value: unknown, text: () => string): void {
+  console.log(json ? JSON.stringify(value, null, 2) : text());
+}
+
+function describeProgress(p: FanoutProgress): string {
+  const pr = (name: string, c: FanoutProgress['high']) =>
+    `  ${name}: ${c.followers} followers, ${c.chunksDone} chunks done, ${c.chunksInFlight} in flight, ${c.chunksFailed} failed, ${c.entriesChanged} entries changed`;
+  return [
+    `  followers seen: ${p.followersSeen} (${p.pagesRead} pages, ${p.continuedAsNew} continue-as-new)${p.done ? ', done' : ''}`,
+    pr('HIGH', p.high),
+    pr('LOW ', p.low),
+    ...(p.stalled ? [`  STALLED: ${p.stalled}`] : []),
+    ...p.failures.slice(0, 5).map((f) => `  failed ${f.priority} chunk${f.firstFollowerId ? ` from ${f.firstFollowerId}` : ''}: ${f.message}`),
+  ].join('\n');
+}
+
+const program = new Command('feed-fanout')
+  .description('Feed fanout on Temporal and MongoDB: run workers, and look after the fanouts they run.')
+  .showHelpAfterError('(run with --help for usage)')
+  .addHelpText(
+    'after',
+    '\nEnvironment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default), MONGODB_URI,\n' +
+      'FANOUT_DB (feed_fanout), FANOUT_FEEDS_FILE, FANOUT_NETWORKS_FILE, FANOUT_EGRESS_IP.',
+  );
+
+program
+  .command('worker')
+  .description('serve task queues: workflows, follower paging, feed writes, imports')
+  .option(
+    '-q, --queue <NAME[=CONCURRENCY[@PER_SECOND]]>',
+    'a task queue to serve, with its activity concurrency (default 20) and optionally a queue-wide activity rate limit; repeatable (default: fanout, high-fanout, low-fanout, + import queues when networks are configured)',
+    (value: string, all: QueuePlan[]) => [...all, parsed(parseQueuePlan)(value)],
+    [] as QueuePlan[],
+  )
+  .option('--workflow-queue <NAME>', 'the queue whose worker also runs workflows (default: fanout)', parsed((v) => checkTaskQueue('--workflow-queue', v)))
+  .option('--no-schedules', 'do not reconcile the Temporal Schedules declared in code at start')
+  .option('--metrics-port <PORT>', 'serve Prometheus metrics (SDK and fanout metrics) at http://0.0.0.0:PORT/metrics', port)
+  .option('--health-port <PORT>', 'serve /healthz (liveness) and /readyz (readiness) at http://0.0.0.0:PORT', port)
+  .addOption(new Option('--log-format <FORMAT>', 'text lines, or one JSON object per line').choices(['text', 'json']).default('text'))
+  .addOption(new Option('--log-level <LEVEL>', 'least severe level logged').choices(LOG_LEVELS as string[]).default('INFO'))
+  .action(async (opts) => {
+    await runWorkerCommand({
+      queues: opts.queue,
+      workflowQueue: opts.workflowQueue,
+      schedules: opts.schedules,
+      metricsPort: opts.metricsPort,
+      healthPort: opts.healthPort,
+      logFormat: opts.logFormat,
+      logLevel: opts.logLevel,
+    });
+  });
+
+program
+  .command('progress')
+  .description("a fanout's state: live progress while it runs, its result or failure after")
+  .argument('<activityId>', 'the activity whose fanout to show')
+  .option('--remove', 'the removal fanout instead of the add')
+  .option('--json', 'print JSON')
+  .action(async (activityId: string, opts: { remove?: boolean; json?: boolean }) => {
+    const status = await withTemporal((client) => fanoutStatus(client, activityId, opts.remove ? FanoutOperation.REMOVE : FanoutOperation.ADD));
+    print(!!opts.json, status, () =>
+      [
+        `${status.workflowId}: ${status.status}${status.summary ? ` — ${status.summary}` : ''}`,
+        `  started ${status.startTime}${status.closeTime ? `, closed ${status.closeTime}` : ''}`,
+        ...(status.progress ? [describeProgress(status.progress)] : []),
+        ...(status.failure ? [`  failure: ${status.failure}`] : []),
+      ].join('\n'),
+    );
+  });
+
+program
+  .command('list')
+  .description('fanouts by state, newest first (from Temporal visibility)')
+  .addOption(new Option('--state <STATE>', 'which fanouts').choices(['running', 'failed', 'stalled', 'completed', 'all']).default('running'))
+  .option('--actor <USER>', "only this actor's fanouts")
+  .option('--limit <N>', 'at most this many', parsed((v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new ValidationError('--limit', `must be an integer 1..10000, got "${v}"`);
+    return n;
+  }), 50)
+  .option('--json', 'print JSON')
+  .action(async (opts: { state: 'running'; actor?: string; limit: number; json?: boolean }) => {
+    const rows = await withTemporal((client) => listFanouts(client, { state: opts.state, actor: opts.actor, limit: opts.limit }));
+    print(!!opts.json, rows, () =>
+      rows.length === 0
+        ? `no ${opts.state === 'running' ? 'running' : opts.state} fanouts${opts.actor ? ` of ${opts.actor}` : ''}`
+        : rows.map((r) => `${r.status.padEnd(10)} ${r.stalled ? 'STALLED ' : ''}${r.workflowId}  actor=${r.actor ?? '-'}  started ${r.startTime}`).join('\n'),
+    );
+  });
+
+program
+  .command('backlog')
+  .description('tasks waiting on each task queue, their age, rates and pollers')
+  .option('-q, --queue <NAME>', 'an activity task queue to show (repeatable; default: the project\'s queues)', (v: string, all: string[]) => [...all, parsed((x) => checkTaskQueue('--queue', x))(v)], [] as string[])
+  .option('--json', 'print JSON')
+  .action(async (opts: { queue: string[]; json?: boolean }) => {
+    const rows = await withTemporal((client, namespace) =>
+      queueBacklog(client, namespace, opts.queue.length ? opts.queue.map((taskQueue) => ({ taskQueue, kind: 'activity' as const })) : undefined),
+    );
+    print(!!opts.json, rows, () =>
+      [
+        'queue                      tasks     backlog  oldest(s)  added/s  dispatched/s  pollers',
+        ...rows.map(
+          (r) =>
+            `${r.taskQueue.padEnd(26)} ${r.kind.padEnd(9)} ${String(r.backlog).padStart(7)}  ${r.oldestSeconds.toFixed(1).padStart(9)}  ${r.addRate.toFixed(1).padStart(7)}  ${r.dispatchRate.toFixed(1).padStart(12)}  ${String(r.pollers).padStart(7)}`,
+        ),
+      ].join('\n'),
+    );
+  });
+
+program
+  .command('retry')
+  .description('start a failed, cancelled, terminated or timed-out fanout again (only missing entries are written)')
+  .argument('<activityId>', 'the activity whose fanout to retry')
+  .option('--remove', 'the removal fanout instead of the add')
+  .option('--json', 'print JSON')
+  .action(async (activityId: string, opts: { remove?: boolean; json?: boolean }) => {
+    const started = await withTemporal((client) => retryFanout(client, activityId, opts.remove ? FanoutOperation.REMOVE : FanoutOperation.ADD));
+    print(!!opts.json, started, () => `retrying: ${started.workflowId} (run ${started.runId})`);
+  });
+
+program
+  .command('remove')
+  .description('remove an activity: hidden at once, then swept out of every feed')
+  .argument('<activityId>', 'the activity to remove')
+  .option('--wait', 'wait until every entry is gone')
+  .option('--json', 'print JSON')
+  .action(async (activityId: string, opts: { wait?: boolean; json?: boolean }) => {
+    const settings = settingsFromEnv();
+    const mongo = await MongoClient.connect(settings.mongodbUri);
+    try {
+      const out = await withTemporal(async (client) => {
+        const feeds = new FeedClient({ temporal: client, db: mongo.db(settings.database), feeds: settings.feeds });
+        const started = await feeds.removeActivity(activityId);
+        const summary = opts.wait ? await feeds.waitForFanout(activityId, FanoutOperation.REMOVE) : undefined;
+        return { ...started, ...(summary ? { removedEntries: summary.low.entriesChanged } : {}) };
+      });
+      print(!!opts.json, out, () =>
+        `${out.started ? 'removing' : 'already being removed'}: ${out.workflowId}${out.removedEntries !== undefined ? `; ${out.removedEntries} entries removed` : ''}`,
+      );
+    } finally {
+      await mongo.close();
+    }
+  });
+
+program
+  .command('bundle')
+  .description('bundle the workflow code ahead of time (npm run build does it), so workers start without bundling')
+  .option('--out <FILE>', 'where to write it', PREBUILT_BUNDLE_PATH)
+  .action(async (opts: { out: string }) => {
+    await writeWorkflowBundle(opts.out, new DefaultLogger('WARN'));
+    console.log(`workflow bundle written to ${opts.out}`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  // Our errors say what happened and what to do; anything else gets its stack for a bug report.
+  const message = err instanceof FanoutError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  console.error(`feed-fanout: ${message}`);
+  process.exit(1);
+});
