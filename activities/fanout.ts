@@ -4,11 +4,12 @@
  * the real database and tests can pass their own follower source.
  * @module
  */
-import { activityInfo, log } from '@temporalio/activity';
+import { activityInfo, Context, log } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { ValidationError } from '../src/errors';
 import type { FollowerPage, FollowerSource } from '../src/followers/follower-source';
 import { FanoutOperation, Limits } from '../src/model/constants';
+import { Metric } from '../src/model/metrics';
 import { checkEpochMs, checkFeedTypes, checkId, checkIdList, checkInt, checkObject } from '../src/model/validation';
 import type { FeedStore, FeedWriteResult } from '../src/storage/feed-store';
 import { failFastOnBadInput } from './failures';
@@ -103,12 +104,14 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
         const activityId = checkId('input.activityId', input.activityId);
         const actor = checkId('input.actorId', input.actorId);
         const limit = checkInt('input.limit', input.limit, 1, Limits.MAX_REMOVE_BATCH);
+        const removed = Context.current().metricMeter.createCounter(Metric.ENTRIES_REMOVED, 'entries');
         return withHeartbeats(async (signal) => {
           let changed = 0;
           let more = false;
           for (const feedType of feedTypes) {
             if (signal.aborted) throw new CancelledFailure(`removal batch stopped before feed type ${feedType}: ${String(signal.reason)}`);
             const res = await store.sweepActivity(feedType, activityId, actor, limit);
+            removed.add(res.changed, { feed_type: feedType });
             changed += res.changed;
             more ||= res.more;
           }
@@ -135,21 +138,28 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
           throw new ValidationError('input.operation', `must be "add" or "remove", got ${JSON.stringify(operation)}`);
         }
         const time = operation === FanoutOperation.ADD ? new Date(checkEpochMs('input.activityTime', input.activityTime)) : undefined;
-        return withHeartbeats(async (signal) => {
-          const total: FeedWriteResult = { changed: 0, unchanged: 0, trimmed: 0 };
+        const { metricMeter, info } = Context.current();
+        const started = Date.now();
+        const entries = metricMeter.createCounter(time ? Metric.ENTRIES_WRITTEN : Metric.ENTRIES_REMOVED, 'entries');
+        const total = await withHeartbeats(async (signal) => {
+          const sum: FeedWriteResult = { changed: 0, unchanged: 0, trimmed: 0 };
           for (const feedType of feedTypes) {
             if (signal.aborted) throw new CancelledFailure(`chunk write stopped before feed type ${feedType}: ${String(signal.reason)}`);
             // One batched write per feed type; each is idempotent, so a retry redoes none twice.
             const res = time
               ? await store.addToFeeds(feedType, ids, { id: activityId, actor, time })
               : await store.removeFromFeeds(feedType, ids, { id: activityId, actor });
-            total.changed += res.changed;
-            total.unchanged += res.unchanged;
-            total.trimmed += res.trimmed;
+            entries.add(res.changed, { feed_type: feedType });
+            sum.changed += res.changed;
+            sum.unchanged += res.unchanged;
+            sum.trimmed += res.trimmed;
           }
-          if (time && total.unchanged > 0) log.info('feed entries already present (earlier attempt)', { activityId, feedTypes, unchanged: total.unchanged });
-          return total;
+          return sum;
         });
+        metricMeter.createHistogram(Metric.CHUNK_DURATION, 'int', 'ms').record(Date.now() - started, { operation });
+        metricMeter.createHistogram(Metric.CHUNK_ATTEMPT).record(info.attempt);
+        if (time && total.unchanged > 0) log.info('feed entries already present (earlier attempt)', { activityId, feedTypes, unchanged: total.unchanged });
+        return total;
       });
     },
   };

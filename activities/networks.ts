@@ -29,6 +29,7 @@ import type { NetworkStore, NetworkAccountDoc } from '../src/integrations/networ
 import { type NetworksConfig, readPath, type ResolvedNetwork, resolveNetworks } from '../src/integrations/network';
 import { bucketId, type BucketRequest, SharedRateLimiter } from '../src/integrations/rate-limiter';
 import type { ItemOutcomes } from '../src/model/imports';
+import { Metric } from '../src/model/metrics';
 import { failFastOnBadInput } from './failures';
 
 /** Dependencies and tuning of {@link createNetworkActivities}. */
@@ -178,6 +179,7 @@ export function createNetworkActivities(deps: NetworkActivitiesDeps) {
       const gate = await limiter.acquire(requestBuckets);
       if (gate.granted) break;
       if (gate.waitMs > shortWaitMs || waitedMs + gate.waitMs > shortWaitBudgetMs) {
+        ctx.metricMeter.createCounter(Metric.RATE_LIMIT_WAITS).add(1, { network: network.name });
         return { kind: 'wait', waitMs: gate.waitMs, reason: `${gate.bucket}: ${gate.reason}` };
       }
       ctx.heartbeat();
@@ -212,6 +214,7 @@ export function createNetworkActivities(deps: NetworkActivitiesDeps) {
       case 'rate_limited': {
         const waitMs = await limiter.rateLimited(requestBuckets, verdict.retryAfterMs, deps.rateLimitFallbackMs);
         ctx.log.info('rate limited by the network', { network: network.name, rule: verdict.rule, waitMs });
+        ctx.metricMeter.createCounter(Metric.RATE_LIMIT_WAITS).add(1, { network: network.name });
         return { kind: 'wait', waitMs, reason: `${network.name} said: ${verdict.rule}` };
       }
       case 'expired_credentials':
@@ -274,6 +277,7 @@ export function createNetworkActivities(deps: NetworkActivitiesDeps) {
           throw ApplicationFailure.create({ type: API_REJECTED_FAILURE_TYPE, nonRetryable: true, message: `${network.name} ${network.friends.path}: answer has no "${fields.items}" list` });
         }
         await store.stagePage(ref.importId, ref.pageNo, items);
+        Context.current().metricMeter.createCounter(Metric.IMPORT_PAGES).add(1, { network: network.name });
         const total = readPath(result.body, fields.total);
         const next = readPath(result.body, fields.nextCursor);
         return {
@@ -294,6 +298,8 @@ export function createNetworkActivities(deps: NetworkActivitiesDeps) {
       if (!outcomes) {
         throw ApplicationFailure.create({ type: 'PageNotStaged', nonRetryable: true, message: `import ${ref.importId}: page ${ref.pageNo} was never fetched or already dropped` });
       }
+      const items = Context.current().metricMeter.createCounter(Metric.IMPORT_ITEMS);
+      for (const outcome of ['imported', 'skipped', 'failed'] as const) items.add(outcomes[outcome], { network: ref.network, outcome });
       return outcomes;
     },
 

@@ -28,6 +28,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  metricMeter,
   proxyActivities,
   proxyLocalActivities,
   type RetryPolicy,
@@ -42,6 +43,7 @@ import type { FanoutActivities } from '../activities/fanout';
 import { FANOUT_FAILED_FAILURE_TYPE, ValidationError, VALIDATION_FAILURE_TYPE } from '../src/errors';
 import { validateOrFail } from '../src/model/failures';
 import { FanoutOperation, FeedType, HEARTBEAT_TIMEOUT_MS, SearchAttribute } from '../src/model/constants';
+import { Metric } from '../src/model/metrics';
 import {
   type FanoutProgress,
   type FanoutWorkflowInput,
@@ -143,11 +145,27 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
   // Only runs started with the project's search attributes (FeedClient does it unless told not
   // to) may upsert one: on a namespace without them, an upsert would fail the workflow task.
   const searchAttributes = workflowInfo().typedSearchAttributes.get(actorKey) !== undefined;
+  /** The run's current details (Web UI, `temporal workflow metadata`): live counts, and a stall. */
+  const showProgress = (): void => {
+    const n = (x: number) => String(x).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+    const line = (name: string, c: FanoutProgress['high']) =>
+      `${name}: ${n(c.entriesChanged)} of ${n(c.followers)} followers' entries written, ${c.chunksInFlight} chunks in flight, ${c.chunksDone} done, ${c.chunksFailed} failed`;
+    setCurrentDetails(
+      [
+        `**${input.operation} fanout of ${input.activityId}** by ${input.actorId}: ${progress.done ? 'done' : 'running'}, ` +
+          `${n(progress.followersSeen)} followers seen in ${progress.pagesRead} pages (run ${progress.continuedAsNew + 1})`,
+        line('HIGH', progress.high),
+        line('LOW', progress.low),
+        ...(progress.stalled ? [`**Stalled:** ${progress.stalled}`] : []),
+        ...(progress.failures.length ? [`**Failed chunks:** ${progress.high.chunksFailed + progress.low.chunksFailed}, first: ${progress.failures[0]!.message}`] : []),
+      ].join('\n\n'),
+    );
+  };
   const setStalled = (reason: string | null): void => {
     if (reason === progress.stalled) return;
     const was = progress.stalled;
     progress.stalled = reason;
-    setCurrentDetails(reason ? `Stalled: ${reason}` : '');
+    showProgress();
     if (searchAttributes && (reason === null) !== (was === null)) upsertSearchAttributes([{ key: stalledKey, value: reason !== null }]);
     if (reason) log.warn('fanout stalled', { activityId: input.activityId, reason });
     else log.info('fanout moving again', { activityId: input.activityId });
@@ -178,20 +196,22 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     }
   };
   // --- Chunks --------------------------------------------------------------------------------------
-  const writesByPriority = {
-    high: proxyActivities<FanoutActivities>({ ...chunkOptions, taskQueue: input.highTaskQueue }),
-    low: proxyActivities<FanoutActivities>({ ...chunkOptions, taskQueue: input.lowTaskQueue }),
-  };
+  /** The chunk activities on a priority's queue, with a summary for the Web UI. */
+  const writes = (priority: 'high' | 'low', summary: string) =>
+    proxyActivities<FanoutActivities>({ ...chunkOptions, taskQueue: priority === 'high' ? input.highTaskQueue : input.lowTaskQueue, summary });
   const inFlight = () => progress.high.chunksInFlight + progress.low.chunksInFlight;
   // Set when a chunk fails in a way every later chunk would too (its input, not its followers, is
   // bad): dispatching stops, the chunks in flight finish, and the run fails with this reason.
   let abortReason: string | null = null;
   let feedTypes: string[] = input.feedTypes ?? [];
+  const startedAt = workflowInfo().startTime.getTime();
   const startChunk = (priority: 'high' | 'low', followerIds: string[]): void => {
     const counters = progress[priority];
     if (counters.chunksInFlight === 0) lastMoved[priority] = Date.now();
     counters.chunksInFlight++;
-    writesByPriority[priority]
+    // What the Web UI and `temporal workflow describe` show for this chunk's activity.
+    const summary = `${priority.toUpperCase()} ${followerIds.length} followers ${followerIds[0]} … ${followerIds[followerIds.length - 1]} (page ${progress.pagesRead})`;
+    writes(priority, summary)
       .writeFeedChunk({
         operation: input.operation,
         feedTypes,
@@ -208,6 +228,7 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
           counters.chunksDone++;
           counters.entriesChanged += res.changed;
           lastMoved[priority] = Date.now();
+          if (priority === 'high') progress.highServedMs = lastMoved.high - startedAt;
         },
         (err: Error) => {
           counters.chunksInFlight--;
@@ -274,7 +295,7 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     if (removal) return sweep();
     if (!input.continued && input.publishAt !== undefined) {
       // The client leaves the actor's own feed to us for scheduled posts: publish it now.
-      await writesByPriority.high.writeFeedChunk({
+      await writes('high', `the actor's own ${FeedType.USER} feed (scheduled post)`).writeFeedChunk({
         operation: input.operation,
         feedTypes: [FeedType.USER],
         activityId: input.activityId,
@@ -296,6 +317,7 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
       const handOver = cursor !== null && shouldContinueAsNew(input.maxHistoryEvents);
       // Read the next page while this page's chunks are written (not when handing over to a new run).
       if (cursor !== null && !handOver) nextPage = readPage(cursor);
+      showProgress();
       // HIGH chunks go first so active users see the activity first.
       dispatch: for (const [priority, ids] of [['high', page.high], ['low', page.low]] as const) {
         for (let i = 0; i < ids.length; i += input.chunkSize) {
@@ -332,7 +354,8 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
       lastMoved.low = Date.now();
       let more: boolean;
       try {
-        const res = await writesByPriority.low.removeActivityEntries({
+        const summary = `removal batch ${counters.chunksDone + counters.chunksFailed + 1}: up to ${input.removeBatchSize} entries per feed type`;
+        const res = await writes('low', summary).removeActivityEntries({
           activityId: input.activityId,
           actorId: input.actorId,
           feedTypes,
@@ -372,6 +395,11 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     });
     setStalled(null);
     progress.done = true;
+    showProgress();
+    const tags = { operation: input.operation };
+    metricMeter.createCounter(Metric.FANOUTS).add(1, { ...tags, outcome: failedChunks > 0 ? 'failed' : 'completed' });
+    metricMeter.createHistogram(Metric.FANOUT_DURATION, 'int', 'ms').record(Date.now() - startedAt, tags);
+    if (progress.highServedMs !== null) metricMeter.createHistogram(Metric.HIGH_SERVED, 'int', 'ms').record(progress.highServedMs);
     // Never report success over failed work: the run ends Failed, with counts and the first errors.
     if (failedChunks > 0) throw fanoutFailure(progress, abortReason);
     return progress;

@@ -18,7 +18,7 @@ import type { FanoutProgress } from '../model/fanout';
 import { checkTaskQueue } from '../model/validation';
 import { PREBUILT_BUNDLE_PATH, writeWorkflowBundle } from '../worker/bundle';
 import { parseQueuePlan, type QueuePlan } from '../worker/workers';
-import { fanoutStatus, listFanouts, queueBacklog, retryFanout } from './operator';
+import { fanoutQueuesOf, fanoutStatus, listFanouts, queueBacklog, retryFanout } from './operator';
 import { LOG_LEVELS, runWorkerCommand } from './worker-command';
 
 /** A commander argument parser from one of ours: a `ValidationError` becomes a usage error. */
@@ -176,14 +176,26 @@ program
   .command('remove')
   .description('remove an activity: hidden at once, then swept out of every feed')
   .argument('<activityId>', 'the activity to remove')
+  .option('--workflow-queue <NAME>', "the removal's workflow queue (default: the add fanout's, else fanout)", parsed((v) => checkTaskQueue('--workflow-queue', v)))
+  .option('--low-queue <NAME>', "the queue of the removal's batches (default: the add fanout's LOW queue, else low-fanout)", parsed((v) => checkTaskQueue('--low-queue', v)))
   .option('--wait', 'wait until every entry is gone')
   .option('--json', 'print JSON')
-  .action(async (activityId: string, opts: { wait?: boolean; json?: boolean }) => {
+  .action(async (activityId: string, opts: { workflowQueue?: string; lowQueue?: string; wait?: boolean; json?: boolean }) => {
     const settings = settingsFromEnv();
     const mongo = await MongoClient.connect(settings.mongodbUri);
     try {
       const out = await withTemporal(async (client) => {
-        const feeds = new FeedClient({ temporal: client, db: mongo.db(settings.database), feeds: settings.feeds });
+        // Where the activity's add fanout ran is where its workers are.
+        const ran = await fanoutQueuesOf(client, activityId);
+        const taskQueue = opts.workflowQueue ?? ran?.taskQueue;
+        const lowTaskQueue = opts.lowQueue ?? ran?.lowTaskQueue;
+        const feeds = new FeedClient({
+          temporal: client,
+          db: mongo.db(settings.database),
+          feeds: settings.feeds,
+          ...(taskQueue ? { taskQueue } : {}),
+          ...(lowTaskQueue ? { fanout: { lowTaskQueue } } : {}),
+        });
         const started = await feeds.removeActivity(activityId);
         const summary = opts.wait ? await feeds.waitForFanout(activityId, FanoutOperation.REMOVE) : undefined;
         return { ...started, ...(summary ? { removedEntries: summary.low.entriesChanged } : {}) };

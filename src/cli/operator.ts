@@ -204,13 +204,8 @@ export async function retryFanout(
   if (status.status === 'RUNNING' || status.status === 'COMPLETED') {
     throw new FanoutError(`the ${operation} fanout of "${activityId}" is ${status.status.toLowerCase()}: only a failed, cancelled, terminated or timed-out fanout can be retried`);
   }
-  const handle = client.workflow.getHandle(status.workflowId);
-  const description = await handle.describe();
-  const history = await handle.fetchHistory();
-  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-  const [input] = started?.input?.payloads?.length ? await decodeInput(client, started.input.payloads) : [];
-  if (!input || typeof input !== 'object') throw new FanoutError(`cannot read the input of ${status.workflowId}'s latest run`);
-  const { continued: _continued, ...original } = input as FanoutWorkflowInput;
+  const { description, input } = await latestRunInput(client, status.workflowId);
+  const { continued: _continued, ...original } = input;
   const searchAttributes = description.typedSearchAttributes.getAll().filter((pair) => pair.key.name !== SearchAttribute.STALLED);
   const next = await client.workflow.start(FANOUT_WORKFLOW_TYPE, {
     taskQueue: description.taskQueue,
@@ -223,7 +218,32 @@ export async function retryFanout(
   return { workflowId: next.workflowId, runId: next.firstExecutionRunId };
 }
 
-async function decodeInput(client: Client, payloads: temporal.api.common.v1.IPayload[]): Promise<unknown[]> {
+/** The description of a fanout's latest run and the input it was started with. */
+async function latestRunInput(client: Client, workflowId: string) {
+  const handle = client.workflow.getHandle(workflowId);
+  const description = await handle.describe();
+  const history = await handle.fetchHistory();
+  const payloads = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads ?? [];
   const converter = client.options.loadedDataConverter.payloadConverter;
-  return payloads.map((p) => converter.fromPayload(p));
+  const input = payloads[0] ? converter.fromPayload(payloads[0]) : undefined;
+  if (!input || typeof input !== 'object') throw new FanoutError(`cannot read the input of ${workflowId}'s latest run`);
+  return { description, input: input as FanoutWorkflowInput };
+}
+
+/**
+ * The queues an activity's add fanout ran on (its workflow queue and chunk queues), so a removal
+ * or anything else started for it goes where its workers are. `undefined` when it has no add fanout.
+ */
+export async function fanoutQueuesOf(client: Client, activityId: string): Promise<{ taskQueue: string; highTaskQueue?: string; lowTaskQueue?: string } | undefined> {
+  try {
+    const { description, input } = await latestRunInput(client, workflowIdOf(activityId, FanoutOperation.ADD));
+    return {
+      taskQueue: description.taskQueue,
+      ...(input.highTaskQueue ? { highTaskQueue: input.highTaskQueue } : {}),
+      ...(input.lowTaskQueue ? { lowTaskQueue: input.lowTaskQueue } : {}),
+    };
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
 }

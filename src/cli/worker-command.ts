@@ -5,7 +5,7 @@
  * @module
  */
 import { Client, Connection } from '@temporalio/client';
-import { type LogLevel, makeTelemetryFilterString, NativeConnection, Runtime } from '@temporalio/worker';
+import { type LogLevel, NativeConnection, Runtime } from '@temporalio/worker';
 import { MongoClient } from 'mongodb';
 import { settingsFromEnv } from '../config';
 import { NetworkStore } from '../integrations/network-store';
@@ -44,7 +44,6 @@ export async function runWorkerCommand(options: WorkerCommandOptions): Promise<v
     logger,
     shutdownSignals: ['SIGINT', 'SIGTERM'],
     telemetryOptions: {
-      logging: { filter: makeTelemetryFilterString({ core: options.logLevel === 'TRACE' ? 'DEBUG' : 'WARN' }), forward: {} },
       ...(options.metricsPort !== undefined ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${options.metricsPort}` } } } : {}),
     },
   });

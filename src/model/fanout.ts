@@ -133,6 +133,11 @@ export interface FanoutProgress {
   failures: ChunkFailure[];
   /** Why the fanout is flagged as stalled (see `stalledAfterMs`); `null` while it makes progress. */
   stalled: string | null;
+  /**
+   * Milliseconds from the fanout's start until its latest HIGH chunk was written: once done, the
+   * time until every active follower had the entry. `null` before the first HIGH chunk.
+   */
+  highServedMs: number | null;
 }
 
 /** Chunk failures listed in the progress; the counters still count all of them. */
@@ -238,7 +243,7 @@ function validateContinuation(field: string, raw: unknown, input: ResolvedFanout
   const f = `${field}.progress`;
   const p = checkKeys(f, c.progress, [
     'operation', 'activityId', 'actorId', 'feedTypes', 'followersSeen', 'pagesRead', 'high', 'low',
-    'continuedAsNew', 'done', 'failures', 'stalled',
+    'continuedAsNew', 'done', 'failures', 'stalled', 'highServedMs',
   ]);
   const same = <K extends 'operation' | 'activityId' | 'actorId'>(key: K): ResolvedFanoutInput[K] => {
     if (p[key] !== input[key]) throw new ValidationError(`${f}.${key}`, `must equal input.${key} (${JSON.stringify(input[key])}), got ${JSON.stringify(p[key])}`);
@@ -287,6 +292,7 @@ function validateContinuation(field: string, raw: unknown, input: ResolvedFanout
       done: false,
       failures,
       stalled: p.stalled === undefined || p.stalled === null ? null : checkText(`${f}.stalled`, p.stalled, 2000),
+      highServedMs: p.highServedMs === undefined || p.highServedMs === null ? null : checkCount(`${f}.highServedMs`, p.highServedMs),
     },
   };
 }
@@ -307,5 +313,6 @@ export function initialProgress(input: ResolvedFanoutInput): FanoutProgress {
     done: false,
     failures: [],
     stalled: null,
+    highServedMs: null,
   };
 }

@@ -19,7 +19,12 @@ function jsonSafe(_key: string, value: unknown): unknown {
 /** One JSON object per line: `time`, `level`, `message`, then the entry's fields. */
 export function formatJsonLine(entry: LogEntry): string {
   const time = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
-  return JSON.stringify({ time, level: entry.level, message: entry.message, ...entry.meta }, jsonSafe);
+  try {
+    return JSON.stringify({ time, level: entry.level, message: entry.message, ...entry.meta }, jsonSafe);
+  } catch (err) {
+    // A field that cannot be written as JSON (a cycle) must not cost the line itself.
+    return JSON.stringify({ time, level: entry.level, message: entry.message, logError: `fields not written: ${(err as Error).message}` });
+  }
 }
 
 /** The logger of a worker process, writing to stdout (`json`) or the SDK's default lines (`text`). */

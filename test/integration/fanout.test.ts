@@ -72,9 +72,13 @@ describe('fanout on the dev server', () => {
       },
     }));
     const feeds = feedClient(queues);
+    let details = '';
     const summary = await withWorkers(workers, async () => {
       const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'photo-1' });
-      return feeds.waitForFanout(activityId);
+      const done = await feeds.waitForFanout(activityId);
+      // What the Web UI shows as the run's current details (the metadata query needs a worker).
+      details = (await feeds.handle(activityId).query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails ?? '';
+      return done;
     });
 
     const owners = await timelineOwners(`${actor}-a1`);
@@ -88,6 +92,19 @@ describe('fanout on the dev server', () => {
     expect(summary.low).toMatchObject({ followers: 7_500, chunksDone: 76, chunksFailed: 0, entriesChanged: 7_500 });
     for (const id of followers.high) expect(queueOf.get(id)).toEqual([queues.high]);
     for (const id of followers.low) expect(queueOf.get(id)).toEqual([queues.low]);
+    // Readable in the Web UI: each chunk's activity says its priority, size and follower range,
+    // read back from the history the UI reads; the current details give the live counts.
+    const history = await feeds.handle(`${actor}-a1`).fetchHistory();
+    const converter = temporal.client.options.loadedDataConverter.payloadConverter;
+    const summaries = (history.events ?? [])
+      .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'writeFeedChunk')
+      .map((e) => converter.fromPayload<string>(e.userMetadata!.summary!));
+    expect(summaries).toHaveLength(102);
+    expect(summaries.filter((t) => t.startsWith('HIGH 100 followers '))).toHaveLength(24);
+    expect(summaries.filter((t) => t.startsWith('LOW 100 followers '))).toHaveLength(74);
+    expect(summaries[0]).toBe(`HIGH 100 followers ${followers.high[0]} … ${followers.high[99]} (page 1)`);
+    expect(details).toContain('HIGH: 2,500 of 2,500 followers\' entries written');
+    expect(details).toContain('LOW: 7,500 of 7,500');
     // The actor's own feed got it too, read back through the client.
     const own = await feeds.readFeed(FeedType.USER, actor);
     expect(own.items.map((i) => i.activity?.verb)).toEqual(['pin']);

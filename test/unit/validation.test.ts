@@ -78,7 +78,7 @@ describe('validateFanoutInput', () => {
     operation: 'add', activityId: 'a1', actorId: 'u1', feedTypes: ['timeline'], followersSeen: 5000, pagesRead: 1,
     high: { followers: 1250, chunksDone: 13, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 1250 },
     low: { followers: 3750, chunksDone: 38, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 3750 },
-    continuedAsNew: 1, done: false, failures: [], stalled: null,
+    continuedAsNew: 1, done: false, failures: [], stalled: null, highServedMs: 840,
   };
   const continued = { cursor: 'f005000', progress };
   const withProgress = (patch: Record<string, unknown>) => ({ ...base, continued: { ...continued, progress: { ...progress, ...patch } } });
@@ -109,6 +109,7 @@ describe('validateFanoutInput', () => {
     ['progress already done', withProgress({ done: true }), 'input.continued.progress.done'],
     ['failures not a list', withProgress({ failures: {} }), 'input.continued.progress.failures'],
     ['a failure of the wrong shape', withProgress({ failures: [{ priority: 'urgent', size: 1, message: 'x' }] }), 'input.continued.progress.failures[0].priority'],
+    ['highServedMs negative', withProgress({ highServedMs: -5 }), 'input.continued.progress.highServedMs'],
     ['a prototype key inside progress', withProgress(JSON.parse('{"__proto__":{"done":true}}')), 'input.continued.progress.__proto__'],
   ])('rejects %s, naming %s', (_name, input, field) => {
     expect(fieldOf(() => validateFanoutInput(input))).toBe(field);
