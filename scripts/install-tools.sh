@@ -62,11 +62,15 @@ TOOLS_DIR="${FANOUT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/feed-fanout/tools
 mkdir -p "$TOOLS_DIR"
 # One build at a time per machine: a second run (e.g. a test run started while the dev script
 # builds) waits for the first and then finds the tools in place.
+# The one holding the lock says what it is doing in .lock.step; a waiter repeats it every 10 s.
 if command -v flock >/dev/null 2>&1; then
   exec 9>"$TOOLS_DIR/.lock"
   if ! flock -n 9; then
-    echo "install-tools: another install is running; waiting for it to finish" >&2
-    flock 9
+    waited=$SECONDS
+    until flock -w 10 9; do
+      step="$(cat "$TOOLS_DIR/.lock.step" 2>/dev/null || true)"
+      echo "install-tools: another install is running${step:+ ($step)}; waiting for it, $((SECONDS - waited)) s so far" >&2
+    done
   fi
 fi
 
@@ -83,6 +87,7 @@ need() {
 run_logged() {
   local log="$1"; shift
   local start=$SECONDS
+  echo "building $(basename "$(dirname "$log")") since $(date +%T), log: $log" >"$TOOLS_DIR/.lock.step"
   "$@" >"$log" 2>&1 &
   local pid=$!
   while kill -0 "$pid" 2>/dev/null; do
@@ -92,8 +97,10 @@ run_logged() {
   if ! wait "$pid"; then
     echo >&2
     tail -n 30 "$log" >&2
+    rm -f "$TOOLS_DIR/.lock.step"
     die "step failed after $((SECONDS - start)) s: $* (full log: $log)"
   fi
+  rm -f "$TOOLS_DIR/.lock.step"
   echo " done in $((SECONDS - start)) s" >&2
 }
 

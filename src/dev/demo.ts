@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       console.log(`  ${a.time.toISOString()}  ${a.actor} ${a.verb} ${a.object}${a.target ? ` on ${a.target}` : ''}  (${item.activityId})`);
     }
     console.log(`demo: see the run at http://localhost:8233/namespaces/${settings.namespace}/workflows/${workflowId}`);
-    console.log(`demo:   or: temporal workflow describe -w ${workflowId} --address ${settings.temporalAddress}`);
+    console.log(`demo:   or: ./temporal-dev.sh temporal workflow describe -w ${workflowId}   (./temporal-dev.sh cli progress ${activityId})`);
     await followDemo(feeds);
     if (Object.keys(settings.networks).length) await importDemo(new NetworkClient({ client: new Client({ connection, namespace: settings.namespace }), db }), settings.temporalAddress, activityId);
     else console.log('\ndemo: no third-party networks configured (FANOUT_NETWORKS_FILE): skipping the import demo');
@@ -124,24 +124,38 @@ async function importDemo(imports: NetworkClient, address: string, pinId: string
     { network: 'linkedish', accountId: 'alice', token: 'demo-alice' },
   ];
   console.log(`\ndemo: importing friends: ${runs.map((r) => `${r.network}/${r.accountId}`).join(', ')}`);
+  // A rerun on the same data skips imports that already ended (the whale's takes a minute or two
+  // under the fake network's rate limits); FANOUT_DEMO_REIMPORT=1 imports them again.
+  const todo: typeof runs = [];
   for (const r of runs) {
+    const last = (await imports.account(r.network, r.accountId))?.lastImport;
+    if (last && !process.env.FANOUT_DEMO_REIMPORT) {
+      console.log(`demo:   ${r.network}/${r.accountId}: imported before (${last.status}, ${last.at.toISOString()}): skipped; FANOUT_DEMO_REIMPORT=1 imports again`);
+      continue;
+    }
     await imports.connectAccount(r.network, r.accountId, r.token);
     await imports.importFriends(r.network, r.accountId, { whaleThreshold: 10_000 });
+    todo.push(r);
   }
+  // A line every 5 s while imports run, so a slow one (rate limits) does not look stuck.
+  const ticker = setInterval(() => {
+    void Promise.all(todo.map((r) => imports.getImportProgress(r.network, r.accountId).then((p) => `${r.network}/${r.accountId} ${p.status} ${p.pagesFetched} pages, ${p.items.imported} friends`, () => `${r.network}/${r.accountId} done`)))
+      .then((lines) => console.log(`demo:   importing: ${lines.join('; ')}`));
+  }, 5000);
   await Promise.all(
-    runs.map(async (r) => {
+    todo.map(async (r) => {
       const p = await imports.waitForImport(r.network, r.accountId).catch((err: Error) => ({ status: 'failed', message: err.message }) as const);
       const counts = 'items' in p ? ` [imported ${p.items.imported}, skipped ${p.items.skipped}, failed ${p.items.failed}; ${p.pagesFetched} pages, ${p.rateLimitWaits} rate-limit waits${p.whale ? ', whale queue' : ''}]` : '';
       console.log(`demo:   ${r.network}/${r.accountId}: ${p.status}: ${p.message}${counts}`);
     }),
-  );
+  ).finally(() => clearInterval(ticker));
   // Share alice's pin to fakebook: posted once, whatever the network's 3% of failures do.
   await imports.shareActivity('fakebook', 'alice', pinId);
   const share = await imports.waitForShare('fakebook', 'alice', pinId);
   console.log(`demo: alice shares her pin to fakebook: ${share.status}: ${share.message}`);
   const mallory = await imports.account('fakebook', 'mallory');
   console.log(`demo: mallory's account needs re-authorisation: ${mallory?.needsReauth} (${mallory?.reauthReason})`);
-  console.log(`demo: schedules declared in code: temporal schedule list --address ${address} (ids start with ${DEFAULT_SCHEDULE_PREFIX})`);
+  console.log(`demo: schedules declared in code: ./temporal-dev.sh temporal schedule list (ids start with ${DEFAULT_SCHEDULE_PREFIX}; frontend ${address})`);
 }
 
 main().catch((err) => {
