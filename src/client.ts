@@ -372,6 +372,12 @@ export class FeedClient {
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
       staticSummary: `${input.operation} fanout: ${summary}`,
+      // Fixed facts an operator looks for on the run's page (its live counts are in the current details).
+      staticDetails: [
+        `**${input.operation === FanoutOperation.ADD ? 'Adds' : 'Removes'} activity** \`${input.activityId}\` (${summary}) ${input.operation === FanoutOperation.ADD ? 'to' : 'from'} the feeds of **${input.actorId}**'s followers.`,
+        `Feed types: ${input.feedTypes?.join(', ') ?? "the workers' fanout feed types"}. Chunks of ${input.chunkSize ?? '-'}, ${input.maxInFlight ?? '-'} in flight, HIGH on \`${input.highTaskQueue}\`, LOW on \`${input.lowTaskQueue}\`.`,
+        ...(input.publishAt ? [`Scheduled for ${new Date(input.publishAt).toISOString()}.`] : []),
+      ].join('\n\n'),
       ...(this.searchAttributes
         ? {
             typedSearchAttributes: new TypedSearchAttributes([

@@ -152,11 +152,12 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
       `${name}: ${n(c.entriesChanged)} of ${n(c.followers)} followers' entries written, ${c.chunksInFlight} chunks in flight, ${c.chunksDone} done, ${c.chunksFailed} failed`;
     setCurrentDetails(
       [
+        // First: the Web UI shows the top of the details.
+        ...(progress.stalled ? [`**Stalled:** ${progress.stalled}`] : []),
         `**${input.operation} fanout of ${input.activityId}** by ${input.actorId}: ${progress.done ? 'done' : 'running'}, ` +
           `${n(progress.followersSeen)} followers seen in ${progress.pagesRead} pages (run ${progress.continuedAsNew + 1})`,
         line('HIGH', progress.high),
         line('LOW', progress.low),
-        ...(progress.stalled ? [`**Stalled:** ${progress.stalled}`] : []),
         ...(progress.failures.length ? [`**Failed chunks:** ${progress.high.chunksFailed + progress.low.chunksFailed}, first: ${progress.failures[0]!.message}`] : []),
       ].join('\n\n'),
     );
@@ -174,8 +175,16 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
   // Started by `run`; its pending timer is abandoned when the run ends, and a cancellation ends it.
   const watch = async (): Promise<void> => {
     const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
+    // Every stalledAfterMs / 2 while the run moves; once stalled, twice as long each time up to
+    // 30 minutes, so a run stuck for days does not fill its history with timers (about 5 events
+    // per check) on the way to Temporal's 51,200-event limit.
+    const base = Math.max(1000, Math.floor(input.stalledAfterMs / 2));
+    let interval = base;
     while (!finished) {
-      await sleep(Math.max(1000, Math.floor(input.stalledAfterMs / 2)));
+      // Woken early when a stalled run moves again (`kick`), to clear the flag at once.
+      await condition(() => kick || finished, interval);
+      kick = false;
+      if (finished) return;
       const now = Date.now();
       const reasons: string[] = [];
       for (const priority of ['high', 'low'] as const) {
@@ -183,17 +192,21 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
         const idle = now - lastMoved[priority];
         if (waiting > 0 && idle >= input.stalledAfterMs) {
           const queue = priority === 'high' ? input.highTaskQueue : input.lowTaskQueue;
-          reasons.push(
-            `no ${priority.toUpperCase()} chunk has finished for ${seconds(idle)} while ${waiting} wait on task queue "${queue}" ` +
-              `(is a worker polling it? check ${priority}TaskQueue, the workers and the store)`,
-          );
+          reasons.push(`no ${priority.toUpperCase()} chunk finished for ${seconds(idle)}; ${waiting} wait on task queue "${queue}": is a worker polling it? (${priority}TaskQueue, workers, store)`);
         }
       }
       if (pageWaitSince !== null && now - pageWaitSince >= input.stalledAfterMs) {
         reasons.push(`reading a page of followers has taken ${seconds(now - pageWaitSince)} (is the store reachable?)`);
       }
       setStalled(reasons.length ? reasons.join('; ') : null);
+      interval = progress.stalled === null ? base : Math.min(interval * 2, 30 * 60_000);
     }
+  };
+  let kick = false;
+  /** A chunk finished: a stalled run is moving again. */
+  const moved = (priority: 'high' | 'low'): void => {
+    lastMoved[priority] = Date.now();
+    if (progress.stalled !== null) kick = true;
   };
   // --- Chunks --------------------------------------------------------------------------------------
   /** The chunk activities on a priority's queue, with a summary for the Web UI. */
@@ -227,12 +240,12 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
           counters.chunksInFlight--;
           counters.chunksDone++;
           counters.entriesChanged += res.changed;
-          lastMoved[priority] = Date.now();
+          moved(priority);
           if (priority === 'high') progress.highServedMs = lastMoved.high - startedAt;
         },
         (err: Error) => {
           counters.chunksInFlight--;
-          lastMoved[priority] = Date.now();
+          moved(priority);
           // Cancelled before it started (the fanout is being cancelled): not a failure.
           if (!isCancellation(err)) recordFailure(priority, err, followerIds.length, followerIds[0]);
         },
@@ -309,6 +322,7 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
       pageWaitSince = Date.now();
       const page = await nextPage!;
       pageWaitSince = null;
+      if (progress.stalled !== null) kick = true;
       progress.pagesRead++;
       progress.followersSeen += page.high.length + page.low.length;
       progress.high.followers += page.high.length;
@@ -370,7 +384,7 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
         more = false;
       } finally {
         counters.chunksInFlight--;
-        lastMoved.low = Date.now();
+        moved('low');
       }
       if (!more) break;
       if (shouldContinueAsNew(input.maxHistoryEvents)) {

@@ -155,6 +155,15 @@ describe('failures are visible', () => {
       expect(metadata.currentDetails).toContain(misspelled);
       // The LOW chunks went through meanwhile.
       expect(progress.low.chunksDone).toBe(2);
+      // Once stalled, the watchdog checks less and less often (a run stuck for days must not fill
+      // its history with timers): in the next 12 s, checks 2, 4 and 8 s apart, not one a second.
+      const timers = async () => ((await feeds.handle(activityId).fetchHistory()).events ?? []).filter((e) => e.timerStartedEventAttributes).length;
+      const before = await timers();
+      await new Promise((r) => setTimeout(r, 12_000));
+      const checks = (await timers()) - before;
+      console.log(`misspelled queue: ${checks} watchdog checks in the 12 s after the flag (every second before it)`);
+      expect(checks).toBeLessThanOrEqual(4);
+      expect(await listed(true)).toBe(true);
 
       // A worker for that queue appears: the fanout finishes and the flag clears.
       const late = await createWorkers({ connection: temporal.nativeConnection, db, queues: [{ taskQueue: misspelled }] });

@@ -245,4 +245,5 @@ describe('fanoutWorkflow (time-skipping)', () => {
     expect((cause as ApplicationFailure).message).toMatch(/input\.chunkSize must be between 1 and 1000, got 0/);
     expect(await timelineOwners(`${actor}-bad`)).toEqual([]);
   });
+
 });
