@@ -16,7 +16,7 @@ FAKE_NETWORK_PORT=7480           # fixed: config/dev-networks.json names it
 export FANOUT_NETWORKS_FILE="${FANOUT_NETWORKS_FILE:-$ROOT/config/dev-networks.json}"
 FANOUT_STORE="${FANOUT_STORE:-}"   # empty: the installer's choice (mongod where it runs, else FerretDB)
 case "$FANOUT_STORE" in ""|ferretdb|mongodb) ;; *) echo "temporal-dev: ERROR: FANOUT_STORE must be ferretdb or mongodb (or unset), got '$FANOUT_STORE'" >&2; exit 2 ;; esac
-PROCESSES="worker-high worker-main fakenet ferretdb mongod temporal"
+PROCESSES="prometheus worker-high worker-main fakenet ferretdb mongod temporal"
 
 say() { echo "temporal-dev: $*"; }
 die() { echo "temporal-dev: ERROR: $*" >&2; exit 1; }
@@ -39,6 +39,7 @@ Commands:
   temporal ARGS  the Temporal CLI this script built, pointed at the stack
                  (e.g. ./temporal-dev.sh temporal workflow list --query 'FanoutStalled = true')
   cli ARGS       the feed-fanout command, pointed at the stack (e.g. ./temporal-dev.sh cli list --state failed)
+  prometheus     start Debian's Prometheus (apt-get install prometheus) scraping the workers, on :9090
 
 Environment:
   TEMPORAL_ADDRESS  use this Temporal cluster instead of starting a dev server
@@ -274,6 +275,17 @@ case "$cmd" in
     shift
     export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}" MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/}"
     if [ -f dist/src/cli/main.js ]; then exec node dist/src/cli/main.js "$@"; else exec node --import tsx src/cli/main.ts "$@"; fi
+    ;;
+  prometheus)
+    command -v prometheus >/dev/null || die "prometheus is not installed; on Debian: apt-get install prometheus"
+    pid_alive prometheus && die "Prometheus already runs (http://localhost:9090); ./temporal-dev.sh down stops it with the rest"
+    port_in_use 9090 && die "port 9090 is already in use (Prometheus needs it)"
+    mkdir -p "$DATA_DIR/prometheus"
+    start prometheus prometheus --config.file="$ROOT/config/prometheus.yml" --storage.tsdb.path="$DATA_DIR/prometheus" \
+      --web.listen-address=127.0.0.1:9090 --storage.tsdb.retention.time=2d
+    wait_for_port prometheus 9090 30
+    say "Prometheus on http://localhost:9090, scraping the workers' /metrics every 5 s (config/prometheus.yml); e.g. the graph of"
+    say "  sum by (taskQueue) (rate(feed_fanout_entries_written[1m]))"
     ;;
   -h|--help|help) usage ;;
   *) usage >&2; die "unknown command '$cmd'" ;;

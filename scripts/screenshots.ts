@@ -2,7 +2,8 @@
  * Screenshots of what an operator sees in the Temporal Web UI, taken in a real headless Chromium
  * against the running dev stack (`./temporal-dev.sh up` first): a fanout's page (chunk summaries,
  * live current details), a stalled one (misspelled chunk queue) and a failed one (a chunk that
- * failed for good), plus the list filtered to stalled fanouts.
+ * failed for good), plus the list filtered to stalled fanouts; and Prometheus's graph of entries
+ * written per second when `./temporal-dev.sh prometheus` runs it.
  *
  * Usage: node --import tsx scripts/screenshots.ts [outDir]   (default docs/screenshots)
  * Needs Debian's chromium (apt-get install chromium) at /usr/bin/chromium, or CHROMIUM_PATH.
@@ -18,6 +19,7 @@ import { FANOUT_WORKFLOW_TYPE } from '../src/model/constants';
 import { FollowStore } from '../src/storage/follow-store';
 
 const UI = process.env.TEMPORAL_UI_URL ?? 'http://localhost:8233';
+const PROMETHEUS = process.env.PROMETHEUS_URL ?? 'http://localhost:9090';
 const out = path.resolve(process.argv[2] ?? 'docs/screenshots');
 
 /** Opens `url`, waits for `waitFor` on the page, opens `tab` if given, and saves a screenshot. */
@@ -73,6 +75,17 @@ async function main(): Promise<void> {
       const query = encodeURIComponent(`WorkflowType="${FANOUT_WORKFLOW_TYPE}" AND FanoutStalled=true`);
       await shoot(page, `${UI}/namespaces/${settings.namespace}/workflows?query=${query}`, 'list-stalled.png', stalled.workflowId);
       await shoot(page, wf(failed.workflowId), 'fanout-failed.png', 'Failed');
+      // Prometheus, when `./temporal-dev.sh prometheus` runs it: entries/s by queue over the fanouts above.
+      if (await fetch(`${PROMETHEUS}/-/ready`).then((r) => r.ok, () => false)) {
+        await feeds.waitForFanout(live.activityId);
+        for (let i = 0; i < 5; i++) await feeds.waitForFanout((await feeds.addActivity({ id: `shot-load-${stamp}-${i}`, actor: 'nina', verb: 'pin', object: `p${i}` })).activityId);
+        await new Promise((r) => setTimeout(r, 12_000)); // two scrapes after the last one
+        const expr = encodeURIComponent('sum by (taskQueue) (rate(feed_fanout_entries_written[1m]))');
+        await page.goto(`${PROMETHEUS}/graph?g0.expr=${expr}&g0.tab=0&g0.range_input=10m`, { waitUntil: 'networkidle' });
+        await page.waitForTimeout(3000);
+        await page.screenshot({ path: path.join(out, 'prometheus-entries-per-second.png') });
+        console.log('screenshots: prometheus-entries-per-second.png');
+      } else console.log(`screenshots: no Prometheus at ${PROMETHEUS} (./temporal-dev.sh prometheus starts one): its graph skipped`);
     } finally {
       await browser.close();
     }
