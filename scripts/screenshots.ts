@@ -10,11 +10,12 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { chromium, type Page } from 'playwright-core';
 import { FeedClient } from '../src/client';
 import { settingsFromEnv } from '../src/config';
+import { connectClient } from '../src/connect';
 import { FANOUT_WORKFLOW_TYPE } from '../src/model/constants';
 import { FollowStore } from '../src/storage/follow-store';
 
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
   if (!existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath}: apt-get install chromium, or set CHROMIUM_PATH`);
   mkdirSync(out, { recursive: true });
   const settings = settingsFromEnv();
-  const connection = await Connection.connect({ address: settings.temporalAddress });
+  const connection = await connectClient(settings);
   const mongo = await MongoClient.connect(settings.mongodbUri);
   const temporal = new Client({ connection, namespace: settings.namespace });
   const db = mongo.db(settings.database);

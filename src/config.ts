@@ -4,17 +4,34 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
+import { type ClientConnectConfig, loadClientConnectConfig } from '@temporalio/envconfig';
 import { ConfigurationError, ValidationError } from './errors';
 import { type NetworksConfig, resolveNetworks } from './integrations/network';
 import { DEFAULT_FEEDS, type FeedsConfig, resolveFeeds } from './model/feeds';
 
 /** Connection settings. */
 export interface ConnectionSettings {
-  /** Temporal frontend `host:port`. Env `TEMPORAL_ADDRESS`. @default 'localhost:7233' */
+  /**
+   * How to reach Temporal: address, TLS (client certificate, server CA, server name), API key and
+   * gRPC metadata, from Temporal's standard client configuration (`@temporalio/envconfig`): the
+   * profile named by env `TEMPORAL_PROFILE` (default `default`) of the TOML file named by
+   * `TEMPORAL_CONFIG_FILE` (default `~/.config/temporalio/temporal.toml`), overridden by the
+   * `TEMPORAL_*` variables: `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`,
+   * `TEMPORAL_TLS`, `TEMPORAL_TLS_CLIENT_CERT_PATH`, `TEMPORAL_TLS_CLIENT_KEY_PATH`,
+   * `TEMPORAL_TLS_SERVER_CA_CERT_PATH`, `TEMPORAL_TLS_SERVER_NAME`, ... So Temporal Cloud works
+   * with an API key or a client certificate, as every Temporal tool reads them.
+   */
+  temporal: TemporalConnection;
+  /** Temporal frontend `host:port`, for messages. @default 'localhost:7233' */
   temporalAddress: string;
-  /** Temporal namespace. Env `TEMPORAL_NAMESPACE`. @default 'default' */
+  /** Temporal namespace. @default 'default' */
   namespace: string;
-  /** MongoDB connection string. Env `MONGODB_URI`. @default 'mongodb://127.0.0.1:27017/' (FerretDB of temporal-dev.sh) */
+  /**
+   * MongoDB connection string. Env `MONGODB_URI`: anything the driver takes, e.g. a replica set
+   * (`mongodb://h1,h2,h3/?replicaSet=rs0`), Atlas (`mongodb+srv://user:pass@cluster.example.net/`),
+   * TLS with a client certificate (`?tls=true&tlsCAFile=ca.pem&tlsCertificateKeyFile=client.pem`).
+   * @default 'mongodb://127.0.0.1:27017/' (the store of temporal-dev.sh)
+   */
   mongodbUri: string;
   /** Database holding activities, feeds and the follow graph. Env `FANOUT_DB`. @default 'feed_fanout' */
   database: string;
@@ -60,11 +77,33 @@ export function loadNetworksFile(file: string): NetworksConfig {
   return loadConfigFile('FANOUT_NETWORKS_FILE', file, resolveNetworks);
 }
 
+/** Options of a Temporal connection, as `NativeConnection.connect` and `Connection.connect` take them. */
+export type TemporalConnection = ClientConnectConfig['connectionOptions'] & { address: string };
+
+/**
+ * The Temporal connection of `env` (see {@link ConnectionSettings.temporal}).
+ * @throws ConfigurationError naming the profile, file or variable that is wrong.
+ */
+export function temporalFromEnv(env: NodeJS.ProcessEnv = process.env): { connection: TemporalConnection; namespace: string } {
+  let loaded: ClientConnectConfig;
+  try {
+    loaded = loadClientConnectConfig({ overrideEnvVars: env as Record<string, string>, ...(env.TEMPORAL_PROFILE ? { profile: env.TEMPORAL_PROFILE } : {}) });
+  } catch (err) {
+    throw new ConfigurationError(`Temporal client configuration (TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE, TEMPORAL_* variables): ${(err as Error).message}`);
+  }
+  return {
+    connection: { ...loaded.connectionOptions, address: loaded.connectionOptions.address || 'localhost:7233' },
+    namespace: loaded.namespace || 'default',
+  };
+}
+
 /** Reads {@link ConnectionSettings} from `env`, applying defaults. */
 export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): ConnectionSettings {
+  const temporal = temporalFromEnv(env);
   return {
-    temporalAddress: env.TEMPORAL_ADDRESS || 'localhost:7233',
-    namespace: env.TEMPORAL_NAMESPACE || 'default',
+    temporal: temporal.connection,
+    temporalAddress: temporal.connection.address,
+    namespace: temporal.namespace,
     mongodbUri: env.MONGODB_URI || 'mongodb://127.0.0.1:27017/',
     database: env.FANOUT_DB || 'feed_fanout',
     feeds: env.FANOUT_FEEDS_FILE ? loadFeedsFile(env.FANOUT_FEEDS_FILE) : DEFAULT_FEEDS,

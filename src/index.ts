@@ -15,6 +15,7 @@
  */
 export * from './client';
 export * from './config';
+export * from './connect';
 export * from './errors';
 export * from './model/constants';
 export * from './model/fanout';

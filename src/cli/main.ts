@@ -6,12 +6,13 @@
  * FANOUT_NETWORKS_FILE, FANOUT_EGRESS_IP.
  * @module
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { DefaultLogger } from '@temporalio/worker';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MongoClient } from 'mongodb';
 import { FeedClient } from '../client';
 import { settingsFromEnv } from '../config';
+import { connectClient } from '../connect';
 import { FanoutError, ValidationError } from '../errors';
 import { FanoutOperation } from '../model/constants';
 import type { FanoutProgress } from '../model/fanout';
@@ -42,7 +43,7 @@ const port = parsed((value) => {
 /** Connects a Temporal client from the environment; runs `fn`; closes. */
 async function withTemporal<T>(fn: (client: Client, namespace: string) => Promise<T>): Promise<T> {
   const settings = settingsFromEnv();
-  const connection = await Connection.connect({ address: settings.temporalAddress });
+  const connection = await connectClient(settings);
   try {
     return await fn(new Client({ connection, namespace: settings.namespace }), settings.namespace);
   } finally {

@@ -4,10 +4,11 @@
  * JSON logs. SIGINT/SIGTERM shut down gracefully: no new tasks are taken, running activities finish.
  * @module
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { type LogLevel, NativeConnection, Runtime } from '@temporalio/worker';
 import { MongoClient } from 'mongodb';
 import { settingsFromEnv } from '../config';
+import { connectClient, connectionProblem } from '../connect';
 import { NetworkStore } from '../integrations/network-store';
 import { SharedRateLimiter } from '../integrations/rate-limiter';
 import { defaultSchedules, reconcileSchedules } from '../schedules/schedules';
@@ -54,8 +55,10 @@ export async function runWorkerCommand(options: WorkerCommandOptions): Promise<v
   await new FeedStore(db, { feeds: settings.feeds }).ensureIndexes();
   await new NetworkStore(db).ensureIndexes();
   await new SharedRateLimiter(db).ensureIndexes();
-  const connection = await NativeConnection.connect({ address: settings.temporalAddress });
-  const clientConnection = await Connection.connect({ address: settings.temporalAddress });
+  const connection = await NativeConnection.connect(settings.temporal).catch((err: unknown) => {
+    throw connectionProblem(settings, err);
+  });
+  const clientConnection = await connectClient(settings);
   let health: Awaited<ReturnType<typeof startHealthServer>> | undefined;
   try {
     if (options.schedules) {

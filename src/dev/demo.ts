@@ -4,12 +4,13 @@
  *
  * Usage: `node --import tsx src/dev/demo.ts [followers]` (env: TEMPORAL_ADDRESS, MONGODB_URI, FANOUT_DB)
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { FeedClient } from '../client';
 import { NetworkClient } from '../integrations/network-client';
 import { DEFAULT_SCHEDULE_PREFIX } from '../schedules/schedules';
 import { settingsFromEnv } from '../config';
+import { connectClient } from '../connect';
 import { FeedType } from '../model/constants';
 import { FeedStore } from '../storage/feed-store';
 import { FollowStore } from '../storage/follow-store';
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
   }
   const settings = settingsFromEnv();
   const mongo = await MongoClient.connect(settings.mongodbUri);
-  const connection = await Connection.connect({ address: settings.temporalAddress });
+  const connection = await connectClient(settings);
   try {
     const db = mongo.db(settings.database);
     await new FeedStore(db, { feeds: settings.feeds }).ensureIndexes();
