@@ -16,7 +16,7 @@
  * Deterministic: no I/O, clock or randomness here, only Temporal APIs.
  * @module
  */
-import { log, proxyActivities, type RetryPolicy, setHandler, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, log, patched, proxyActivities, type RetryPolicy, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BackfillResult, FollowActivities } from '../activities/follow';
 import { VALIDATION_FAILURE_TYPE } from '../src/errors';
 import { HEARTBEAT_TIMEOUT_MS } from '../src/model/constants';
@@ -30,6 +30,9 @@ import {
   validateFollowInput,
   validateFollowRequest,
 } from '../src/model/follow';
+
+/** The patch id of the follow workflow's continue-as-new (kept while runs without it may exist). */
+export const FOLLOW_CONTINUE_AS_NEW_PATCH = 'follow-continue-as-new';
 
 // Transient failures (database down, worker crash) are retried with backoff and no attempt limit:
 // an outage delays a follow but never leaves it half done. Bad input fails at once.
@@ -50,7 +53,7 @@ export async function followWorkflow(rawInput: FollowWorkflowInput): Promise<Fol
   const input = validateOrFail(validateFollowInput, rawInput);
   const { follower, followee } = input;
   const feedTypes = input.feedTypes ? { feedTypes: input.feedTypes } : {};
-  const state: FollowState = {
+  const state: FollowState = input.carry?.state ?? {
     follower,
     followee,
     following: null,
@@ -62,7 +65,7 @@ export async function followWorkflow(rawInput: FollowWorkflowInput): Promise<Fol
     backfilled: 0,
     removedEntries: 0,
   };
-  let pending: FollowRequest[] = [];
+  let pending: FollowRequest[] = input.carry?.pending ?? [];
   setHandler(followRequestSignal, (raw) => {
     try {
       pending.push(validateFollowRequest(raw));
@@ -76,6 +79,15 @@ export async function followWorkflow(rawInput: FollowWorkflowInput): Promise<Fol
 
   let seq = 0;
   while (pending.length > 0) {
+    // A pair whose requests never stop coming would grow its history toward Temporal's limit:
+    // hand the pending requests and the state to a new run. Added after runs were in flight, so
+    // behind a patch: a run recorded without the marker replays the old way (no handover), one
+    // started by this code records it (see the README, "Changing a workflow safely").
+    const info = workflowInfo();
+    if ((info.continueAsNewSuggested || info.historyLength > input.maxHistoryEvents) && patched(FOLLOW_CONTINUE_AS_NEW_PATCH)) {
+      const { carry: _previous, ...original } = rawInput;
+      return continueAsNew<typeof followWorkflow>({ ...original, carry: { pending, state } });
+    }
     // Newest wins: requests that arrived while the previous one was applied are superseded.
     const req = pending[pending.length - 1]!;
     const superseded = pending.length - 1;

@@ -9,13 +9,16 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import { ValidationError } from '../errors';
-import { checkEpochMs, checkFeedTypes, checkId, checkInt, checkKeys } from './validation';
+import { checkCount, checkEpochMs, checkFeedTypes, checkId, checkInt, checkKeys } from './validation';
 
 /** Defaults of {@link FollowOptions}. */
 export const FOLLOW_DEFAULTS = {
   backfillLimit: 100,
   backfillBatchSize: 100,
   notify: true,
+  // A follow applies a handful of activities per request; a run past 500 events is a pair whose
+  // requests never stop coming (a bot toggling), which would otherwise grow toward the 51,200 limit.
+  maxHistoryEvents: 500,
 } as const;
 
 /** Upper bound of `backfillLimit`. */
@@ -31,15 +34,25 @@ export interface FollowOptions {
   feedTypes?: string[];
   /** Tell the followee through the notifier. @default true */
   notify?: boolean;
+  /** Continue as new once the pair's run has more history events than this (100..40,000). @default 500 */
+  maxHistoryEvents?: number;
 }
 
 /** Every option of {@link FollowOptions}. */
-const FOLLOW_OPTION_KEYS = ['backfillLimit', 'backfillBatchSize', 'feedTypes', 'notify'] as const satisfies ReadonlyArray<keyof FollowOptions>;
+const FOLLOW_OPTION_KEYS = ['backfillLimit', 'backfillBatchSize', 'feedTypes', 'notify', 'maxHistoryEvents'] as const satisfies ReadonlyArray<keyof FollowOptions>;
 
 /** Input of `followWorkflow`: the pair and the tuning. Requests arrive as signals. */
 export interface FollowWorkflowInput extends FollowOptions {
   follower: string;
   followee: string;
+  /** Set by the workflow itself when it continues as new: the requests not applied yet, and the state. */
+  carry?: FollowCarry;
+}
+
+/** What a follow run hands to the next when it continues as new. */
+export interface FollowCarry {
+  pending: FollowRequest[];
+  state: FollowState;
 }
 
 /** One follow or unfollow request. */
@@ -95,18 +108,57 @@ export function resolveFollowOptions(opts: FollowOptions, prefix = ''): Required
     backfillLimit: checkInt(`${prefix}backfillLimit`, opts.backfillLimit, 0, MAX_BACKFILL, FOLLOW_DEFAULTS.backfillLimit),
     backfillBatchSize: checkInt(`${prefix}backfillBatchSize`, opts.backfillBatchSize, 1, 500, FOLLOW_DEFAULTS.backfillBatchSize),
     notify: opts.notify ?? FOLLOW_DEFAULTS.notify,
+    maxHistoryEvents: checkInt(`${prefix}maxHistoryEvents`, opts.maxHistoryEvents, 100, 40_000, FOLLOW_DEFAULTS.maxHistoryEvents),
     ...(opts.feedTypes === undefined ? {} : { feedTypes: checkFeedTypes(`${prefix}feedTypes`, opts.feedTypes) }),
   };
 }
 
 /** Validates the workflow input. @throws ValidationError naming the field. */
-export function validateFollowInput(raw: unknown): Required<Omit<FollowWorkflowInput, 'feedTypes'>> & Pick<FollowWorkflowInput, 'feedTypes'> {
-  const input = checkKeys('input', raw, [...FOLLOW_OPTION_KEYS, 'follower', 'followee']) as Partial<FollowWorkflowInput>;
+export function validateFollowInput(raw: unknown): Required<Omit<FollowWorkflowInput, 'feedTypes' | 'carry'>> & Pick<FollowWorkflowInput, 'feedTypes' | 'carry'> {
+  const input = checkKeys('input', raw, [...FOLLOW_OPTION_KEYS, 'follower', 'followee', 'carry']) as Partial<FollowWorkflowInput>;
   const follower = checkId('input.follower', input.follower);
   const followee = checkId('input.followee', input.followee);
   if (follower === followee) throw new ValidationError('input.followee', `must differ from the follower (a user cannot follow themselves: "${follower}")`);
-  const { follower: _a, followee: _b, ...options } = input;
-  return { follower, followee, ...resolveFollowOptions(options, 'input.') };
+  const { follower: _a, followee: _b, carry, ...options } = input;
+  return {
+    follower,
+    followee,
+    ...resolveFollowOptions(options, 'input.'),
+    ...(carry === undefined ? {} : { carry: validateFollowCarry('input.carry', carry, follower, followee) }),
+  };
+}
+
+/** Checks the state a follow run carries over continue-as-new (it is input all the same). */
+function validateFollowCarry(field: string, raw: unknown, follower: string, followee: string): FollowCarry {
+  const c = checkKeys(field, raw, ['pending', 'state']);
+  if (!Array.isArray(c.pending) || c.pending.length > 1000) throw new ValidationError(`${field}.pending`, 'must be a list of at most 1000 requests');
+  const pending = c.pending.map((r: unknown, i) => {
+    try {
+      return validateFollowRequest(r);
+    } catch (err) {
+      if (err instanceof ValidationError) throw new ValidationError(`${field}.pending[${i}].${err.field.replace(/^request\.?/, '')}`.replace(/\.$/, ''), err.message.slice(err.field.length + 1));
+      throw err;
+    }
+  });
+  const f = `${field}.state`;
+  const st = checkKeys(f, c.state, ['follower', 'followee', 'following', 'requestsReceived', 'requestsApplied', 'lastRequestId', 'followed', 'unfollowed', 'backfilled', 'removedEntries']);
+  if (st.follower !== follower || st.followee !== followee) throw new ValidationError(`${f}.follower`, 'must be the input\'s pair');
+  if (st.following !== null && typeof st.following !== 'boolean') throw new ValidationError(`${f}.following`, 'must be true, false or null');
+  return {
+    pending,
+    state: {
+      follower,
+      followee,
+      following: st.following as boolean | null,
+      requestsReceived: checkCount(`${f}.requestsReceived`, st.requestsReceived),
+      requestsApplied: checkCount(`${f}.requestsApplied`, st.requestsApplied),
+      lastRequestId: st.lastRequestId === null ? null : checkId(`${f}.lastRequestId`, st.lastRequestId),
+      followed: checkCount(`${f}.followed`, st.followed),
+      unfollowed: checkCount(`${f}.unfollowed`, st.unfollowed),
+      backfilled: checkCount(`${f}.backfilled`, st.backfilled),
+      removedEntries: checkCount(`${f}.removedEntries`, st.removedEntries),
+    },
+  };
 }
 
 /** Validates one request signal. @throws ValidationError naming the field. */

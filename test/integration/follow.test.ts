@@ -196,6 +196,32 @@ describe('follow and unfollow on the dev server', () => {
     for (const fan of fans) expect((await feeds.getCounts(fan)).following, fan).toBe(fan < fans[50]! ? 0 : 1);
   });
 
+  it('a pair toggled without pause continues as new, and ends in the last requested state with exact counts', async () => {
+    const star = uniqueName('toggle');
+    const { feeds, workers } = await setup();
+    const handle = temporal.client.workflow.getHandle(followWorkflowId('bot', star));
+    await withWorkers(workers, async () => {
+      const until = Date.now() + 4_000;
+      let i = 0;
+      for (; Date.now() < until; i++) {
+        await (i % 2 === 0 ? feeds.follow('bot', star, { backfillLimit: 0, notify: false, maxHistoryEvents: 100 }) : feeds.unfollow('bot', star));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // An odd number of requests ends on a follow.
+      if (i % 2 === 0) await feeds.follow('bot', star, { maxHistoryEvents: 100 });
+      const final = await feeds.waitForFollow('bot', star);
+      expect(final.following).toBe(true);
+    });
+    let runs = 0;
+    for await (const run of temporal.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` })) {
+      runs++;
+      expect(run.historyLength).toBeLessThan(200); // each run hands over past 100 events
+    }
+    expect(runs).toBeGreaterThan(1);
+    expect(await feeds.getCounts(star)).toEqual({ followers: 1, following: 0 });
+    expect(await feeds.getCounts('bot')).toEqual({ followers: 0, following: 1 });
+  });
+
   it('backfills and cleans an aggregated feed named per follow', async () => {
     const steve = uniqueName('steve');
     const susan = uniqueName('susan');
