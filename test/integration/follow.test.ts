@@ -215,7 +215,9 @@ describe('follow and unfollow on the dev server', () => {
     let runs = 0;
     for await (const run of temporal.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` })) {
       runs++;
-      expect(run.historyLength).toBeLessThan(200); // each run hands over past 100 events
+      // Each run hands over past 100 events (checked before each request; signals that arrive
+      // meanwhile add to it); one run of this test without the handover reaches about 700.
+      expect(run.historyLength).toBeLessThan(400);
     }
     expect(runs).toBeGreaterThan(1);
     expect(await feeds.getCounts(star)).toEqual({ followers: 1, following: 0 });
