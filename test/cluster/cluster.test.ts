@@ -1,10 +1,8 @@
 /**
  * Smoke test of the local production-shaped cluster (src/dev/cluster.ts): Temporal as separate
  * frontend / matching / worker / 2 x history processes on PostgreSQL with 8 history shards, and a
- * 3-member MongoDB replica set. Skipped unless FANOUT_CLUSTER=1 (it builds the server from source on
- * first use and starts ten processes):
- *
- *   FANOUT_CLUSTER=1 npx vitest run test/integration/cluster.test.ts
+ * 3-member MongoDB replica set. Not in the default suite (it builds the server from source on first
+ * use and starts ten processes of its own): `npm run test:cluster`.
  *
  * KEEP_TEST_LOGS=1 keeps the data dir and its logs/ (the path is printed).
  */
@@ -28,7 +26,7 @@ import { testQueues, withWorkers } from '../utils/workers';
 const FOLLOWERS = 5_000;
 const DB_NAME = 'feed_fanout_cluster';
 
-describe.runIf(process.env.FANOUT_CLUSTER === '1')('the production-shaped local cluster', () => {
+describe('the production-shaped local cluster', () => {
   let dir: string;
   let tools: ClusterTools;
   let cluster: Cluster | undefined;
