@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     globals: false,
     include: ['test/**/*.test.ts'],
+    // Tests that start a cluster of their own and kill parts of it: `npm run test:cluster`.
+    exclude: ['test/cluster/**', '**/node_modules/**'],
     // Starts the Temporal dev server and FerretDB once for all files (or uses TEMPORAL_ADDRESS /
     // MONGODB_URI); time-skipping test servers are started per file by the tests themselves.
     globalSetup: ['test/utils/global-setup.ts'],

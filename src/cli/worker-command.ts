@@ -8,7 +8,7 @@ import { Client } from '@temporalio/client';
 import { type LogLevel, NativeConnection, Runtime } from '@temporalio/worker';
 import { MongoClient } from 'mongodb';
 import { settingsFromEnv } from '../config';
-import { connectClient, connectionProblem } from '../connect';
+import { connectClient, connectionProblem, tlsHandshakeProblem } from '../connect';
 import { NetworkStore } from '../integrations/network-store';
 import { SharedRateLimiter } from '../integrations/rate-limiter';
 import { defaultSchedules, reconcileSchedules } from '../schedules/schedules';
@@ -55,8 +55,8 @@ export async function runWorkerCommand(options: WorkerCommandOptions): Promise<v
   await new FeedStore(db, { feeds: settings.feeds }).ensureIndexes();
   await new NetworkStore(db).ensureIndexes();
   await new SharedRateLimiter(db).ensureIndexes();
-  const connection = await NativeConnection.connect(settings.temporal).catch((err: unknown) => {
-    throw connectionProblem(settings, err);
+  const connection = await NativeConnection.connect(settings.temporal).catch(async (err: unknown) => {
+    throw connectionProblem(settings, err, await tlsHandshakeProblem(settings));
   });
   const clientConnection = await connectClient(settings);
   let health: Awaited<ReturnType<typeof startHealthServer>> | undefined;

@@ -123,6 +123,41 @@ export interface ClusterProcess {
 }
 
 /** Options of {@link startCluster}. */
+/**
+ * TLS for the cluster: the frontend serves TLS and requires a client certificate signed by `caFile`
+ * (mutual TLS); the services talk to each other over TLS with the same node certificate. Made by
+ * the caller (e.g. with `makeTestCertificates`, openssl).
+ */
+export interface ClusterTls {
+  /** The CA that signs the node certificate and the clients' certificates (PEM). */
+  caFile: string;
+  /** The node certificate (PEM): server and client auth, names `serverName`, localhost and 127.0.0.1. */
+  certFile: string;
+  keyFile: string;
+  /** The name clients verify the frontend's certificate against. */
+  serverName: string;
+}
+
+/** How to reach the frontend: its address, and its TLS when on. */
+export interface Frontend {
+  address: string;
+  tls?: ClusterTls | undefined;
+}
+
+/** The SDK's connection options for the frontend (the node certificate as the client's). */
+function sdkConnectOptions(frontend: Frontend) {
+  const { address, tls } = frontend;
+  if (!tls) return { address };
+  return {
+    address,
+    tls: {
+      serverNameOverride: tls.serverName,
+      serverRootCACertificate: readFileSync(tls.caFile),
+      clientCertPair: { crt: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
+    },
+  };
+}
+
 export interface ClusterOptions {
   /** Everything the cluster stores (PostgreSQL, mongod data, generated configs); reused by the next start. */
   dataDir: string;
@@ -148,12 +183,16 @@ export interface ClusterOptions {
   tools?: ClusterTools;
   /** Progress lines ("starting PostgreSQL on ..."). @default silent */
   onProgress?: (message: string) => void;
+  /** Mutual TLS on the frontend and between the services. @default off */
+  tls?: ClusterTls;
   /** Whole start, readiness included. @default 240000 */
   timeoutMs?: number;
 }
 
 /** A running cluster, from {@link startCluster}. */
 export interface Cluster {
+  /** The TLS the cluster runs with, if any. */
+  tls: ClusterTls | undefined;
   /** `127.0.0.1:<port>` of the Temporal frontend. */
   frontendAddress: string;
   /** `http://127.0.0.1:<port>` of the Web UI. */
@@ -283,6 +322,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const processes: Proc[] = [];
   const byName = (name: ClusterProcessName) => processes.find((p) => p.name === name)!;
   const frontendAddress = `127.0.0.1:${ports.frontend}`;
+  const frontend: Frontend = { address: frontendAddress, tls: options.tls };
   const mongodbUri = `mongodb://${ports.mongod.map((p) => `127.0.0.1:${p}`).join(',')}/?replicaSet=${replicaSetName}`;
 
   const stopAll = async () => {
@@ -297,8 +337,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   try {
     const pg = postgresProcess(tools, dataDir, logDir, ports.postgres);
     const mongods = ports.mongod.map((port, i) => mongodProcess(tools, dataDir, logDir, port, i + 1, replicaSetName));
-    writeTemporalConfig(dataDir, ports, options.logLevel ?? 'warn');
-    writeUiConfig(dataDir, ports);
+    writeTemporalConfig(dataDir, ports, options.logLevel ?? 'warn', options.tls);
+    writeUiConfig(dataDir, ports, options.tls);
     const services: Proc[] = [
       temporalProcess(tools, dataDir, logDir, 'history-1', 'history', ports.history[0], historyEnv(ports, 0)),
       temporalProcess(tools, dataDir, logDir, 'history-2', 'history', ports.history[1], historyEnv(ports, 1)),
@@ -330,8 +370,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       const [first, ...rest] = services;
       await settleAll([first!.start(), ui.start()]);
       await settleAll(rest.map((s) => s.start()));
-      await prepareNamespace(frontendAddress, namespace, options.retentionDays ?? 3, deadline, () => firstExited([pg.proc, ...services]));
-      await waitForMembership(frontendAddress, deadline, () => firstExited([pg.proc, ...services]));
+      await prepareNamespace(frontend, namespace, options.retentionDays ?? 3, deadline, () => firstExited([pg.proc, ...services]));
+      await waitForMembership(frontend, deadline, () => firstExited([pg.proc, ...services]));
     })();
     const mongoReady = (async () => {
       await settleAll(mongods.map((m) => m.start()));
@@ -353,6 +393,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   }
 
   const cluster: Cluster = {
+    tls: options.tls,
     frontendAddress,
     uiUrl: `http://127.0.0.1:${ports.ui}`,
     mongodbUri,
@@ -371,12 +412,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       }
       throw new LocalStackError(`no mongod of replica set ${replicaSetName} is primary now`);
     },
-    historyShardOwners: () => historyShardOwners(frontendAddress, HISTORY_SHARDS),
+    historyShardOwners: () => historyShardOwners(frontend, HISTORY_SHARDS),
     async waitUntilReady(ms = 120_000) {
       const until = Date.now() + ms;
       const exited = () => firstExited(processes);
-      await waitFor('the frontend', () => frontendAnswers(frontendAddress, namespace), until, exited);
-      await waitForMembership(frontendAddress, until, exited);
+      await waitFor('the frontend', () => frontendAnswers(frontend, namespace), until, exited);
+      await waitForMembership(frontend, until, exited);
       await waitFor('a replica-set primary', () => hasPrimary(mongodbUri), until, exited);
     },
     stop: stopAll,
@@ -802,7 +843,20 @@ function fillTemplate(file: string, values: Record<string, string | number>): st
   });
 }
 
-function writeTemporalConfig(dataDir: string, ports: ClusterPorts, logLevel: string): void {
+/** The `global.tls` block of the server config: the node certificate everywhere, client certificates required. */
+function globalTls(tls: ClusterTls | undefined): string {
+  if (!tls) return '';
+  const server = `{ certFile: "${tls.certFile}", keyFile: "${tls.keyFile}", requireClientAuth: true, clientCaFiles: ["${tls.caFile}"] }`;
+  const client = `{ serverName: "${tls.serverName}", rootCaFiles: ["${tls.caFile}"] }`;
+  return [
+    '  tls:',
+    `    internode: { server: ${server}, client: ${client} }`,
+    `    frontend: { server: ${server}, client: ${client} }`,
+    `    systemWorker: { certFile: "${tls.certFile}", keyFile: "${tls.keyFile}", client: ${client} }`,
+  ].join('\n');
+}
+
+function writeTemporalConfig(dataDir: string, ports: ClusterPorts, logLevel: string, tls?: ClusterTls): void {
   const dir = path.join(dataDir, 'temporal', 'config');
   mkdirSync(dir, { recursive: true });
   const dynamicConfig = path.join(dir, 'dynamicconfig.yaml');
@@ -821,6 +875,7 @@ function writeTemporalConfig(dataDir: string, ports: ClusterPorts, logLevel: str
     WORKER_GRPC_PORT: ports.worker,
     WORKER_MEMBERSHIP_PORT: ports.workerMembership,
     DYNAMIC_CONFIG_FILE: dynamicConfig,
+    GLOBAL_TLS: globalTls(tls),
   });
   writeFileSync(path.join(dir, 'cluster.yaml'), yaml);
 }
@@ -853,10 +908,13 @@ function temporalProcess(
   });
 }
 
-function writeUiConfig(dataDir: string, ports: ClusterPorts): void {
+function writeUiConfig(dataDir: string, ports: ClusterPorts, tls?: ClusterTls): void {
   const dir = path.join(dataDir, 'ui', 'config');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'cluster.yaml'), fillTemplate(path.join(CONFIG_TEMPLATES, 'ui.yaml'), { FRONTEND_GRPC_PORT: ports.frontend, UI_PORT: ports.ui }));
+  const uiTls = tls
+    ? ['tls:', `  caFile: "${tls.caFile}"`, `  certFile: "${tls.certFile}"`, `  keyFile: "${tls.keyFile}"`, `  serverName: "${tls.serverName}"`, '  enableHostVerification: true'].join('\n')
+    : '';
+  writeFileSync(path.join(dir, 'cluster.yaml'), fillTemplate(path.join(CONFIG_TEMPLATES, 'ui.yaml'), { FRONTEND_GRPC_PORT: ports.frontend, UI_PORT: ports.ui, UI_TLS: uiTls }));
 }
 
 function uiProcess(tools: ClusterTools, dataDir: string, logDir: string, port: number): Proc {
@@ -875,8 +933,8 @@ function uiProcess(tools: ClusterTools, dataDir: string, logDir: string, port: n
   });
 }
 
-async function frontendAnswers(address: string, namespace: string): Promise<boolean> {
-  const conn = await Connection.connect({ address, connectTimeout: 2000 });
+async function frontendAnswers(frontend: Frontend, namespace: string): Promise<boolean> {
+  const conn = await Connection.connect({ ...sdkConnectOptions(frontend), connectTimeout: 2000 });
   try {
     await conn.workflowService.describeNamespace({ namespace });
     return true;
@@ -886,9 +944,9 @@ async function frontendAnswers(address: string, namespace: string): Promise<bool
 }
 
 /** Registers `namespace` (if missing) and the project's search attributes on it. */
-async function prepareNamespace(address: string, namespace: string, retentionDays: number, deadline: number, exited: () => string | undefined): Promise<void> {
-  await waitFor('the Temporal frontend', () => frontendAnswers(address, 'temporal-system'), deadline, exited);
-  const conn = await Connection.connect({ address });
+async function prepareNamespace(frontend: Frontend, namespace: string, retentionDays: number, deadline: number, exited: () => string | undefined): Promise<void> {
+  await waitFor('the Temporal frontend', () => frontendAnswers(frontend, 'temporal-system'), deadline, exited);
+  const conn = await Connection.connect(sdkConnectOptions(frontend));
   try {
     const svc = conn.workflowService;
     const exists = await svc.describeNamespace({ namespace }).then(() => true, (err: { code?: number }) => {
@@ -926,14 +984,14 @@ async function prepareNamespace(address: string, namespace: string, retentionDay
 }
 
 /** Waits until every service is in the membership rings and both history processes own shards. */
-async function waitForMembership(address: string, deadline: number, exited: () => string | undefined): Promise<void> {
+async function waitForMembership(frontend: Frontend, deadline: number, exited: () => string | undefined): Promise<void> {
   let last = '';
   await waitFor(
     'every Temporal service in the membership and both history processes owning shards',
     async () => {
-      const rings = await describeClusterRings(address);
+      const rings = await describeClusterRings(frontend);
       const count = (role: string) => rings.find((r) => r.role === role)?.memberCount ?? 0;
-      const owners = await historyShardOwners(address, HISTORY_SHARDS);
+      const owners = await historyShardOwners(frontend, HISTORY_SHARDS);
       last = `rings ${rings.map((r) => `${r.role}=${r.memberCount}`).join(' ')}; shard owners ${[...owners].map(([a, s]) => `${a}:[${s.join(',')}]`).join(' ')}`;
       return count('frontend') >= 1 && count('matching') >= 1 && count('worker') >= 1 && count('history') === 2 && owners.size === 2;
     },
@@ -949,8 +1007,13 @@ async function waitForMembership(address: string, deadline: number, exited: () =
 
 const ADMIN_SERVICE = '/temporal.server.api.adminservice.v1.AdminService';
 
-function adminCall(address: string, method: string, request: Buffer): Promise<Buffer> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+function adminCall(frontend: Frontend, method: string, request: Buffer): Promise<Buffer> {
+  const { tls } = frontend;
+  const client = tls
+    ? new grpc.Client(frontend.address, grpc.credentials.createSsl(readFileSync(tls.caFile), readFileSync(tls.keyFile), readFileSync(tls.certFile)), {
+        'grpc.ssl_target_name_override': tls.serverName,
+      })
+    : new grpc.Client(frontend.address, grpc.credentials.createInsecure());
   return new Promise<Buffer>((resolve, reject) => {
     client.makeUnaryRequest(
       `${ADMIN_SERVICE}/${method}`,
@@ -1006,8 +1069,8 @@ function encodeVarint(n: number): number[] {
 const str = (v: number | Buffer | undefined) => (Buffer.isBuffer(v) ? v.toString('utf8') : '');
 
 /** `DescribeCluster`: membership rings (role, member count). */
-export async function describeClusterRings(address: string): Promise<{ role: string; memberCount: number }[]> {
-  const res = decodeFields(await adminCall(address, 'DescribeCluster', Buffer.alloc(0)));
+export async function describeClusterRings(frontend: Frontend): Promise<{ role: string; memberCount: number }[]> {
+  const res = decodeFields(await adminCall(frontend, 'DescribeCluster', Buffer.alloc(0)));
   const membership = res.get(3)?.[0]; // membership_info
   if (!Buffer.isBuffer(membership)) return [];
   return (decodeFields(membership).get(3) ?? []).filter(Buffer.isBuffer).map((ring) => {
@@ -1017,10 +1080,10 @@ export async function describeClusterRings(address: string): Promise<{ role: str
 }
 
 /** `DescribeHistoryHost` per shard: the address of the history host that owns it. */
-export async function historyShardOwners(address: string, shards: number): Promise<Map<string, number[]>> {
+export async function historyShardOwners(frontend: Frontend, shards: number): Promise<Map<string, number[]>> {
   const owners = new Map<string, number[]>();
   for (let shard = 1; shard <= shards; shard++) {
-    const res = decodeFields(await adminCall(address, 'DescribeHistoryHost', Buffer.from([0x10, ...encodeVarint(shard)]))); // shard_id = 2
+    const res = decodeFields(await adminCall(frontend, 'DescribeHistoryHost', Buffer.from([0x10, ...encodeVarint(shard)]))); // shard_id = 2
     const host = str(res.get(5)?.[0]); // address = 5
     owners.set(host, [...(owners.get(host) ?? []), shard]);
   }
