@@ -7,7 +7,7 @@
 import { activityInfo, Context, log } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { ValidationError } from '../src/errors';
-import type { FollowerPage, FollowerSource } from '../src/followers/follower-source';
+import type { FollowerPage, FollowerPageRequest, FollowerSource } from '../src/followers/follower-source';
 import { FanoutOperation, Limits } from '../src/model/constants';
 import { Metric } from '../src/model/metrics';
 import { checkEpochMs, checkFeedTypes, checkId, checkIdList, checkInt, checkObject } from '../src/model/validation';
@@ -28,6 +28,23 @@ export interface GetFollowerPageInput {
   userId: string;
   cursor: string | null;
   limit: number;
+}
+
+/** Input of `getFollowerPagePart`: a page of followers, keeping one priority's. */
+export interface GetFollowerPagePartInput extends GetFollowerPageInput {
+  priority: 'high' | 'low';
+  /** Epoch ms: see `FollowerPageRequest.activeUntil` (the LOW pass sets it). */
+  activeUntil?: number;
+}
+
+/** One priority's followers of a page. */
+export interface FollowerPagePart {
+  /** The page's followers of the asked priority, in follower order. */
+  ids: string[];
+  /** Followers of the page of the other priority (not returned). */
+  others: number;
+  /** Cursor of the next page, or `null` if this was the last page. */
+  nextCursor: string | null;
 }
 
 /** Input of `resolveFanoutFeedTypes`. */
@@ -80,14 +97,22 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
 
     /** Reads one page of `userId`'s followers, split into HIGH and LOW. */
     async getFollowerPage(input: GetFollowerPageInput): Promise<FollowerPage> {
+      return failFastOnBadInput(async () => withHeartbeats(() => followers.getFollowerPage(pageRequest(input))));
+    },
+
+    /**
+     * Reads one page of `userId`'s followers and keeps the ones of `priority`: what a priority's
+     * pass writes (the other pass reads the same pages for its own). Returning one priority keeps
+     * the history of each pass at a quarter to three quarters of the page.
+     */
+    async getFollowerPagePart(input: GetFollowerPagePartInput): Promise<FollowerPagePart> {
       return failFastOnBadInput(async () => {
-        checkObject('input', input);
-        const userId = checkId('input.userId', input.userId);
-        const cursor = input.cursor === null ? null : checkId('input.cursor', input.cursor);
-        const limit = checkInt('input.limit', input.limit, 1, Limits.MAX_PAGE_SIZE);
-        // The workflow id names the walk (it survives continue-as-new), so a source may cache per walk.
-        const walkId = activityInfo().workflowExecution?.workflowId;
-        return withHeartbeats(() => followers.getFollowerPage({ userId, cursor, limit, walkId }));
+        const request = pageRequest(input);
+        if (input.priority !== 'high' && input.priority !== 'low') throw new ValidationError('input.priority', 'must be "high" or "low"');
+        const activeUntil = input.activeUntil === undefined ? undefined : checkEpochMs('input.activeUntil', input.activeUntil);
+        const page = await withHeartbeats(() => followers.getFollowerPage({ ...request, activeUntil }));
+        const [ids, others] = input.priority === 'high' ? [page.high, page.low] : [page.low, page.high];
+        return { ids, others: others.length, nextCursor: page.nextCursor };
       });
     },
 
@@ -167,3 +192,15 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
 
 /** The fanout activities' type, for `proxyActivities`. */
 export type FanoutActivities = ReturnType<typeof createFanoutActivities>;
+
+/** The follower source's request for a page, from an activity's input (checked field by field). */
+function pageRequest(input: GetFollowerPageInput): FollowerPageRequest {
+  checkObject('input', input);
+  return {
+    userId: checkId('input.userId', input.userId),
+    cursor: input.cursor === null ? null : checkId('input.cursor', input.cursor),
+    limit: checkInt('input.limit', input.limit, 1, Limits.MAX_PAGE_SIZE),
+    // The workflow id names the walk (it survives continue-as-new), so a source may cache per walk.
+    walkId: activityInfo().workflowExecution?.workflowId,
+  };
+}

@@ -20,6 +20,8 @@ const HEARTBEAT_INTERVAL_MS = Math.floor(HEARTBEAT_TIMEOUT_MS / 3);
  */
 export async function withHeartbeats<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ctx = Context.current();
+  // A local activity has no heartbeat: its workflow task is kept alive by the worker instead.
+  if (ctx.info.isLocal) return fn(ctx.cancellationSignal);
   const timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_INTERVAL_MS);
   try {
     return await fn(ctx.cancellationSignal);

@@ -3,13 +3,16 @@
  * its actor.
  *
  * It settles the feed types first (a local activity that checks them against the worker's
- * configuration, so a misspelled one fails the run before anything is written). To add, it pages
- * through the followers with `getFollowerPage` (on the workflow's own task queue), cuts each page
- * into chunks of `chunkSize` ids, and runs one `writeFeedChunk` per chunk: HIGH (active)
- * followers' chunks first and on `high-fanout`, LOW ones on `low-fanout`, at most `maxInFlight` at
- * a time. To remove, it sweeps the activity's entries out by activity id, in batches on the LOW
- * queue. Before its history grows large it waits for the work in flight and continues as new,
- * carrying only the cursor and the counters, so it scales to millions of followers.
+ * configuration, so a misspelled one fails the run before anything is written). To add, it runs
+ * two priority passes one after the other (`fanoutPassWorkflow`, a child on each priority's queue):
+ * the HIGH pass writes every active follower's feed on `high-fanout`, then the LOW pass the others'
+ * on `low-fanout`, so active followers come first across the whole fanout, not page by page. Each
+ * pass pages through the followers, cuts its priority's ids into chunks of `chunkSize` and writes
+ * them as local activities, at most `maxInFlight` at a time, and reports to this run after every
+ * page. To remove, it sweeps the activity's entries out by activity id, in batches on the LOW
+ * queue. Runs started before the passes existed go on page by page (`PRIORITY_PASSES_PATCH`).
+ * Before a history grows large the run waits for the work in flight and continues as new, carrying
+ * only the cursor and the counters, so it scales to millions of followers.
  *
  * Failures are visible: chunks that fail for good make the run end *Failed* (`FanoutFailed`, with
  * counts and the first errors) once the others are done; a fanout whose chunks stop finishing for
@@ -24,14 +27,16 @@ import {
   type ActivityOptions,
   ApplicationFailure,
   CancellationScope,
+  ChildWorkflowCancellationType,
   condition,
   continueAsNew,
+  executeChild,
   isCancellation,
   log,
   metricMeter,
+  patched,
   proxyActivities,
   proxyLocalActivities,
-  type RetryPolicy,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -40,32 +45,33 @@ import {
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { FanoutActivities } from '../activities/fanout';
-import { FANOUT_FAILED_FAILURE_TYPE, ValidationError, VALIDATION_FAILURE_TYPE } from '../src/errors';
+import { FANOUT_FAILED_FAILURE_TYPE, ValidationError } from '../src/errors';
 import { validateOrFail } from '../src/model/failures';
 import { FanoutOperation, FeedType, HEARTBEAT_TIMEOUT_MS, SearchAttribute } from '../src/model/constants';
 import { Metric } from '../src/model/metrics';
 import {
   type FanoutProgress,
+  fanoutPassWorkflowId,
   type FanoutWorkflowInput,
   initialProgress,
   MAX_LISTED_FAILURES,
+  type PassProgress,
+  passProgressSignal,
   progressQuery,
   type ResolvedFanoutInput,
   validateFanoutInput,
+  validatePassProgress,
 } from '../src/model/fanout';
+import { fanoutPassWorkflow } from './fanout-pass';
+import { CHUNK_RETRY, chunkFailure, chunkSummary, shouldContinueAsNew } from './policies';
 
-/** Continue as new past this history size in bytes even if not suggested (hard limit 50 MB). */
-const MAX_HISTORY_BYTES = 10 * 1024 * 1024;
+/**
+ * The patch that made fanouts write by priority passes (`fanoutPassWorkflow`): runs started
+ * before it go on page by page when they replay. Kept while such runs may exist.
+ */
+export const PRIORITY_PASSES_PATCH = 'fanout-priority-passes';
 
-// Retries: transient errors (database down, worker crash, timeout) are retried with exponential
-// backoff and no attempt limit, so an outage delays a fanout but loses nothing; only bad input
-// (ValidationError, non-retryable) fails a chunk for good.
-const retry: RetryPolicy = {
-  initialInterval: '1 second',
-  backoffCoefficient: 2,
-  maximumInterval: '1 minute',
-  nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE],
-};
+const retry = CHUNK_RETRY;
 
 // Both activities heartbeat while they run (activities/heartbeat.ts): a worker killed mid-call is
 // noticed after the heartbeat timeout (seconds), and a live one on a slow store is never timed
@@ -102,15 +108,6 @@ function validate(raw: FanoutWorkflowInput): ResolvedFanoutInput {
     }
     return input;
   }, raw);
-}
-
-/**
- * Checked once per page. A page adds at most about 4 events per chunk and `validate` caps a page
- * at 1,000 chunks, so history stays well below the 51,200-event limit between checks.
- */
-function shouldContinueAsNew(maxHistoryEvents: number): boolean {
-  const info = workflowInfo();
-  return info.continueAsNewSuggested || info.historyLength > maxHistoryEvents || info.historySize > MAX_HISTORY_BYTES;
 }
 
 /** The failure a fanout ends with when chunks failed for good: counts, then the first errors. */
@@ -188,11 +185,14 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
       const now = Date.now();
       const reasons: string[] = [];
       for (const priority of ['high', 'low'] as const) {
-        const waiting = progress[priority].chunksInFlight;
         const idle = now - lastMoved[priority];
-        if (waiting > 0 && idle >= input.stalledAfterMs) {
-          const queue = priority === 'high' ? input.highTaskQueue : input.lowTaskQueue;
-          reasons.push(`no ${priority.toUpperCase()} chunk finished for ${seconds(idle)}; ${waiting} wait on task queue "${queue}": is a worker polling it? (${priority}TaskQueue, workers, store)`);
+        if (idle < input.stalledAfterMs) continue;
+        const queue = priority === 'high' ? input.highTaskQueue : input.lowTaskQueue;
+        const hint = `is a worker polling it? (${priority}TaskQueue, workers, store)`;
+        if (passRunning[priority]) {
+          reasons.push(`the ${priority.toUpperCase()} pass has reported no progress for ${seconds(idle)} on task queue "${queue}": ${hint}`);
+        } else if (progress[priority].chunksInFlight > 0) {
+          reasons.push(`no ${priority.toUpperCase()} chunk finished for ${seconds(idle)}; ${progress[priority].chunksInFlight} wait on task queue "${queue}": ${hint}`);
         }
       }
       if (pageWaitSince !== null && now - pageWaitSince >= input.stalledAfterMs) {
@@ -203,6 +203,8 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     }
   };
   let kick = false;
+  /** Which priority's pass runs now (passes: the chunks are counted by the pass, not here). */
+  const passRunning = { high: false, low: false };
   /** A chunk finished: a stalled run is moving again. */
   const moved = (priority: 'high' | 'low'): void => {
     lastMoved[priority] = Date.now();
@@ -222,9 +224,7 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     const counters = progress[priority];
     if (counters.chunksInFlight === 0) lastMoved[priority] = Date.now();
     counters.chunksInFlight++;
-    // What the Web UI and `temporal workflow describe` show for this chunk's activity.
-    const summary = `${priority.toUpperCase()} ${followerIds.length} followers ${followerIds[0]} … ${followerIds[followerIds.length - 1]} (page ${progress.pagesRead})`;
-    writes(priority, summary)
+    writes(priority, chunkSummary(priority, followerIds, progress.pagesRead))
       .writeFeedChunk({
         operation: input.operation,
         feedTypes,
@@ -255,14 +255,12 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
   /** Counts a chunk (or removal batch) that failed for good and keeps its error, if among the first. */
   const recordFailure = (priority: 'high' | 'low', err: Error, size: number, firstFollowerId?: string): void => {
     progress[priority].chunksFailed++;
-    const cause = err.cause instanceof ApplicationFailure ? err.cause : undefined;
-    const message = cause?.message ?? (err.cause instanceof Error ? err.cause.message : err.message);
+    const { message, sameForAll } = chunkFailure(err);
     if (progress.failures.length < MAX_LISTED_FAILURES) {
       progress.failures.push({ priority, ...(firstFollowerId === undefined ? {} : { firstFollowerId }), size, message });
     }
-    // A bad field other than the follower ids is the same in every chunk: stop now.
-    const field = cause?.type === VALIDATION_FAILURE_TYPE ? cause.details?.[0] : undefined;
-    if (abortReason === null && (firstFollowerId === undefined || (typeof field === 'string' && !field.startsWith('input.followerIds')))) {
+    // A removal batch, or a bad field other than the follower ids, fails the same way every time: stop now.
+    if (abortReason === null && (firstFollowerId === undefined || sameForAll)) {
       abortReason = `every chunk would fail the same way (${message})`;
     }
     log.error('fanout chunk failed for good', { activityId: input.activityId, priority, firstFollowerId, message });
@@ -299,8 +297,10 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     // Watched from here on (not during a scheduled post's wait: its timers would fill history).
     watch().catch(() => undefined);
     const removal = input.operation === FanoutOperation.REMOVE;
-    // The first page is read while the feed types are settled; no chunk goes out before both.
-    let nextPage = removal ? null : readPage(cursor);
+    // Passes read their own pages; the page-by-page walk of older runs reads its first page while
+    // the feed types are settled (no chunk goes out before both).
+    const byPasses = !removal && !input.continued && patched(PRIORITY_PASSES_PATCH);
+    let nextPage = removal || byPasses ? null : readPage(cursor);
     if (!(input.continued && input.feedTypes)) {
       feedTypes = await resolveFanoutFeedTypes(input.feedTypes ? { feedTypes: input.feedTypes } : {});
       progress.feedTypes = feedTypes;
@@ -317,6 +317,9 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
         followerIds: [input.actorId],
       });
     }
+    // Fanouts started by this code run a pass per priority, HIGH then LOW; a run that began before
+    // it (no marker in its history) goes on page by page (see the README, "Changing a workflow safely").
+    if (byPasses) return passes();
 
     for (;;) {
       pageWaitSince = Date.now();
@@ -353,6 +356,76 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
       }
     }
 
+    return finish();
+  }
+
+  /**
+   * An add, by priority: the HIGH pass (a child workflow on the HIGH queue) writes every active
+   * follower's feed, then the LOW pass the others'. Each reports after every page, which this run
+   * shows and watches; their chunks are local activities of the pass (see `fanoutPassWorkflow`).
+   */
+  async function passes(): Promise<FanoutProgress> {
+    const workflowId = workflowInfo().workflowId;
+    const reported: Partial<Record<'high' | 'low', PassProgress>> = {};
+    const apply = (pass: PassProgress): void => {
+      reported[pass.priority] = pass;
+      progress[pass.priority] = { ...pass.counters };
+      const high = reported.high;
+      const low = reported.low;
+      progress.pagesRead = (high?.pagesRead ?? 0) + (low?.pagesRead ?? 0);
+      progress.followersSeen = high?.followersSeen ?? 0;
+      progress.continuedAsNew = (high?.continuedAsNew ?? 0) + (low?.continuedAsNew ?? 0);
+      progress.failures = [...(high?.failures ?? []), ...(low?.failures ?? [])].slice(0, MAX_LISTED_FAILURES);
+      progress.highServedMs = high?.servedMs ?? null;
+      if (pass.abortReason !== null && abortReason === null) abortReason = pass.abortReason;
+      moved(pass.priority);
+    };
+    setHandler(passProgressSignal, (raw) => {
+      try {
+        apply(validatePassProgress('signal', raw));
+        showProgress();
+      } catch (err) {
+        log.warn('ignored a malformed pass report', { activityId: input.activityId, error: (err as Error).message });
+      }
+    });
+    for (const priority of ['high', 'low'] as const) {
+      // Nobody of this priority: the HIGH pass saw every follower.
+      if (priority === 'low' && reported.high?.done && progress.followersSeen === progress.high.followers) break;
+      passRunning[priority] = true;
+      lastMoved[priority] = Date.now();
+      const queue = priority === 'high' ? input.highTaskQueue : input.lowTaskQueue;
+      const result = await executeChild(fanoutPassWorkflow, {
+        workflowId: fanoutPassWorkflowId(workflowId, priority),
+        taskQueue: queue,
+        args: [
+          {
+            priority,
+            activityId: input.activityId,
+            actorId: input.actorId,
+            activityTime: input.activityTime!,
+            feedTypes,
+            pageSize: input.pageSize,
+            chunkSize: input.chunkSize,
+            maxInFlight: input.maxInFlight,
+            maxHistoryEvents: input.maxHistoryEvents,
+            chunkTimeoutMs: input.chunkTimeoutMs,
+            fanoutWorkflowId: workflowId,
+            fanoutStartedAt: startedAt,
+          },
+        ],
+        cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+        staticSummary: `${priority.toUpperCase()} pass of ${input.activityId} (${input.actorId}'s ${priority === 'high' ? 'active' : 'other'} followers)`,
+      }).catch((err: unknown) => {
+        // Cancelled or failed: the pass has closed, so none of its chunks is in flight any more.
+        passRunning[priority] = false;
+        progress[priority].chunksInFlight = 0;
+        throw err;
+      });
+      passRunning[priority] = false;
+      apply(result);
+      showProgress();
+      if (abortReason !== null) break;
+    }
     return finish();
   }
 

@@ -3,6 +3,7 @@
  * @module
  */
 export { fanoutWorkflow } from './fanout';
+export { fanoutPassWorkflow } from './fanout-pass';
 export { followWorkflow } from './follow';
 export { importFriendsWorkflow } from './import-friends';
 export { trickleSyncWorkflow } from './trickle-sync';

@@ -86,6 +86,12 @@ program
     (value: string, all: QueuePlan[]) => [...all, parsed(parseQueuePlan)(value)],
     [] as QueuePlan[],
   )
+  .option(
+    '--pass-queue <NAME[=CONCURRENCY]>',
+    "a chunk queue under another name than high-fanout / low-fanout: served like them, running the fanout's priority passes and their chunk writes; repeatable",
+    (value: string, all: QueuePlan[]) => [...all, { ...parsed(parseQueuePlan)(value), workflows: true }],
+    [] as QueuePlan[],
+  )
   .option('--workflow-queue <NAME>', 'the queue whose worker also runs workflows (default: fanout)', parsed((v) => checkTaskQueue('--workflow-queue', v)))
   .option('--no-schedules', 'do not reconcile the Temporal Schedules declared in code at start')
   .option('--metrics-port <PORT>', 'serve Prometheus metrics (SDK and fanout metrics) at http://0.0.0.0:PORT/metrics', port)
@@ -94,7 +100,7 @@ program
   .addOption(new Option('--log-level <LEVEL>', 'least severe level logged').choices(LOG_LEVELS as string[]).default('INFO'))
   .action(async (opts) => {
     await runWorkerCommand({
-      queues: opts.queue,
+      queues: [...opts.queue, ...opts.passQueue],
       workflowQueue: opts.workflowQueue,
       schedules: opts.schedules,
       metricsPort: opts.metricsPort,

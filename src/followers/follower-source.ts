@@ -18,6 +18,18 @@ export interface FollowerPageRequest {
    * continue-as-new). A source may use it to cache what it read for the walk's next pages.
    */
   walkId?: string | undefined;
+  /**
+   * Epoch ms. When set, a follower counts as HIGH only if the activity that makes them active
+   * happened at or before this time: activity after it never moves a follower from LOW to HIGH.
+   *
+   * Why: a fanout writes its HIGH followers in one pass and its LOW followers in a second pass
+   * that reads the same pages again, later. A follower who was LOW when the HIGH pass read their
+   * page and became active before the LOW pass read it would be skipped by both. The LOW pass sets
+   * this to a moment before its fanout began, so every follower it classifies HIGH was already
+   * HIGH when the HIGH pass read them. A custom source must honour it the same way (or classify
+   * everyone LOW when it is set, which costs duplicate writes but loses nobody).
+   */
+  activeUntil?: number | undefined;
 }
 
 /**

@@ -94,10 +94,11 @@ export class MongoFollowerSource implements FollowerSource {
 
   async getFollowerPage(request: FollowerPageRequest): Promise<FollowerPage> {
     const { userId, cursor, limit, walkId } = request;
+    const until = request.activeUntil === undefined ? undefined : new Date(request.activeUntil);
     const snapshot = walkId !== undefined && (await this.pagingStrategy()) === 'snapshot';
     const { ids, more, active } = snapshot
-      ? this.pageFromSnapshot(await this.snapshot(`${walkId}\u0000${userId}`, userId, cursor), cursor, limit)
-      : await this.pageFromQuery(userId, cursor, limit);
+      ? this.pageFromSnapshot(await this.snapshot(`${walkId}\u0000${userId}\u0000${request.activeUntil ?? ''}`, userId, cursor, until), cursor, limit)
+      : await this.pageFromQuery(userId, cursor, limit, until);
     if (ids.length === 0) return { high: [], low: [], nextCursor: null };
 
     const page: FollowerPage = { high: [], low: [], nextCursor: more ? ids[ids.length - 1]! : null };
@@ -105,7 +106,7 @@ export class MongoFollowerSource implements FollowerSource {
     return page;
   }
 
-  private async pageFromQuery(userId: string, cursor: string | null, limit: number) {
+  private async pageFromQuery(userId: string, cursor: string | null, limit: number, until: Date | undefined) {
     const filter: Record<string, unknown> = { followee: userId };
     if (cursor !== null) filter.follower = { $gt: cursor };
     const edges = await this.follows
@@ -115,19 +116,19 @@ export class MongoFollowerSource implements FollowerSource {
       .limit(limit + 1)
       .toArray();
     const ids = edges.slice(0, limit).map((e) => e.follower);
-    const active = ids.length ? await this.activeByIn(ids) : new Set<string>();
+    const active = ids.length ? await this.activeByIn(ids, until) : new Set<string>();
     return { ids, more: edges.length > limit, active };
   }
 
   /** The walk's snapshot, read on its first page (or by a worker that has not seen the walk). */
-  private async snapshot(key: string, userId: string, cursor: string | null): Promise<Snapshot> {
+  private async snapshot(key: string, userId: string, cursor: string | null, until: Date | undefined): Promise<Snapshot> {
     this.evictExpired();
     let snap = this.snapshots.get(key);
     if (!snap || cursor === null) {
       if (snap) this.drop(key);
       const [edges, active] = await Promise.all([
         this.follows.find({ followee: userId }, { projection: { _id: 0, follower: 1 } }).sort({ follower: 1 }).toArray(),
-        this.users.find({ lastActiveAt: { $gte: this.activeSince() } }, { projection: { _id: 1 } }).toArray(),
+        this.users.find({ lastActiveAt: this.activeRange(until) }, { projection: { _id: 1 } }).toArray(),
       ]);
       snap = { key, ids: edges.map((e) => e.follower), active: new Set(active.map((u) => u._id)), lastUsed: Date.now() };
       this.snapshots.set(key, snap);
@@ -165,12 +166,14 @@ export class MongoFollowerSource implements FollowerSource {
     }
   }
 
-  private activeSince(): Date {
-    return new Date(this.now().getTime() - this.activeWithinMs);
+  /** Last-active times that make a follower HIGH: within the window, and not after `until`. */
+  private activeRange(until: Date | undefined): { $gte: Date; $lte?: Date } {
+    const since = new Date(this.now().getTime() - this.activeWithinMs);
+    return until === undefined ? { $gte: since } : { $gte: since, $lte: until };
   }
 
-  private async activeByIn(ids: string[]): Promise<Set<string>> {
-    const active = await this.users.find({ _id: { $in: ids }, lastActiveAt: { $gte: this.activeSince() } }, { projection: { _id: 1 } }).toArray();
+  private async activeByIn(ids: string[], until: Date | undefined): Promise<Set<string>> {
+    const active = await this.users.find({ _id: { $in: ids }, lastActiveAt: this.activeRange(until) }, { projection: { _id: 1 } }).toArray();
     return new Set(active.map((u) => u._id));
   }
 }

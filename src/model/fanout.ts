@@ -7,7 +7,7 @@
  * `{"operation":"add","activityId":"a1","actorId":"u1","activityTime":1763900000000}`.
  * @module
  */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
 import { FanoutOperation, Limits, TaskQueue } from './constants';
 import { checkCount, checkEpochMs, checkFeedTypes, checkId, checkInt, checkKeys, checkTaskQueue, checkText } from './validation';
 import { ValidationError } from '../errors';
@@ -29,6 +29,9 @@ export const FANOUT_DEFAULTS = {
   // A removal sweeps in batches: few statements matter on FerretDB (each delete scans the
   // collection), and 10,000 entries are one short indexed range delete on MongoDB.
   removeBatchSize: 10_000,
+  // A chunk is one batched write per feed type: milliseconds, seconds on a loaded store. A minute
+  // lets a slow store finish; an attempt stuck longer is abandoned and retried (idempotent).
+  chunkTimeoutMs: 60_000,
 } as const;
 
 /** Tuning of one fanout. Every field is optional. */
@@ -67,6 +70,11 @@ export interface FanoutOptions {
    * batches on the LOW queue (readers stop seeing the activity at once anyway). @default 10000
    */
   removeBatchSize?: number;
+  /**
+   * How long one chunk write may take before it is abandoned and retried (ms, 1,000..600,000).
+   * Chunks run as local activities of the priority's pass (see `fanoutPassWorkflow`). @default 60000
+   */
+  chunkTimeoutMs?: number;
 }
 
 /** Every option of {@link FanoutOptions}, for checking that no unknown one is passed. */
@@ -80,6 +88,7 @@ export const FANOUT_OPTION_KEYS = [
   'maxHistoryEvents',
   'stalledAfterMs',
   'removeBatchSize',
+  'chunkTimeoutMs',
 ] as const satisfies ReadonlyArray<keyof FanoutOptions>;
 
 /**
@@ -201,6 +210,7 @@ export function resolveFanoutOptions(opts: FanoutOptions, prefix = '', strict = 
     maxHistoryEvents: checkInt(`${prefix}maxHistoryEvents`, opts.maxHistoryEvents, 100, 40_000, FANOUT_DEFAULTS.maxHistoryEvents),
     stalledAfterMs: checkInt(`${prefix}stalledAfterMs`, opts.stalledAfterMs, 1000, 3_600_000, FANOUT_DEFAULTS.stalledAfterMs),
     removeBatchSize: checkInt(`${prefix}removeBatchSize`, opts.removeBatchSize, 1, Limits.MAX_REMOVE_BATCH, FANOUT_DEFAULTS.removeBatchSize),
+    chunkTimeoutMs: checkInt(`${prefix}chunkTimeoutMs`, opts.chunkTimeoutMs, 1000, 600_000, FANOUT_DEFAULTS.chunkTimeoutMs),
   };
 }
 
@@ -264,17 +274,7 @@ function validateContinuation(field: string, raw: unknown, input: ResolvedFanout
   if (!Array.isArray(p.failures) || p.failures.length > MAX_LISTED_FAILURES) {
     throw new ValidationError(`${f}.failures`, `must be a list of at most ${MAX_LISTED_FAILURES} chunk failures`);
   }
-  const failures = p.failures.map((raw: unknown, i): ChunkFailure => {
-    const ff = `${f}.failures[${i}]`;
-    const e = checkKeys(ff, raw, ['priority', 'firstFollowerId', 'size', 'message']);
-    if (e.priority !== 'high' && e.priority !== 'low') throw new ValidationError(`${ff}.priority`, 'must be "high" or "low"');
-    return {
-      priority: e.priority,
-      ...(e.firstFollowerId === undefined ? {} : { firstFollowerId: checkId(`${ff}.firstFollowerId`, e.firstFollowerId) }),
-      size: checkInt(`${ff}.size`, e.size, 1, Limits.MAX_REMOVE_BATCH),
-      message: checkText(`${ff}.message`, e.message, 2000),
-    };
-  });
+  const failures = p.failures.map((raw: unknown, i) => checkFailure(`${f}.failures[${i}]`, raw));
   if (p.done !== false) throw new ValidationError(`${f}.done`, 'must be false (a finished fanout does not continue)');
   if (p.feedTypes !== undefined) checkFeedTypes(`${f}.feedTypes`, p.feedTypes);
   return {
@@ -297,6 +297,18 @@ function validateContinuation(field: string, raw: unknown, input: ResolvedFanout
   };
 }
 
+/** Checks one listed chunk failure. */
+function checkFailure(ff: string, raw: unknown): ChunkFailure {
+  const e = checkKeys(ff, raw, ['priority', 'firstFollowerId', 'size', 'message']);
+  if (e.priority !== 'high' && e.priority !== 'low') throw new ValidationError(`${ff}.priority`, 'must be "high" or "low"');
+  return {
+    priority: e.priority,
+    ...(e.firstFollowerId === undefined ? {} : { firstFollowerId: checkId(`${ff}.firstFollowerId`, e.firstFollowerId) }),
+    size: checkInt(`${ff}.size`, e.size, 1, Limits.MAX_REMOVE_BATCH),
+    message: checkText(`${ff}.message`, e.message, 2000),
+  };
+}
+
 /** A fresh progress record for a fanout. */
 export function initialProgress(input: ResolvedFanoutInput): FanoutProgress {
   const zero = (): PriorityProgress => ({ followers: 0, chunksDone: 0, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 0 });
@@ -314,5 +326,142 @@ export function initialProgress(input: ResolvedFanoutInput): FanoutProgress {
     failures: [],
     stalled: null,
     highServedMs: null,
+  };
+}
+
+// --- The priority passes -----------------------------------------------------------------------
+
+/** Priority of a follower, and of a pass. */
+export type PassPriority = 'high' | 'low';
+
+/** What a pass has done so far: sent to its fanout as a signal after each page, and returned. */
+export interface PassProgress {
+  priority: PassPriority;
+  /** Follower pages read by this pass. */
+  pagesRead: number;
+  /** Followers of both priorities on the pages read (the HIGH pass's count is the fanout's `followersSeen`). */
+  followersSeen: number;
+  /** This priority's counters. */
+  counters: PriorityProgress;
+  /** Times this pass continued as new. */
+  continuedAsNew: number;
+  /** The first chunks that failed for good (at most {@link MAX_LISTED_FAILURES}). */
+  failures: ChunkFailure[];
+  /** Set when a failure stopped the dispatch (every chunk would fail the same way). */
+  abortReason: string | null;
+  /** Milliseconds from the fanout's start until this pass's latest chunk was written; `null` before. */
+  servedMs: number | null;
+  /** True once every chunk of this pass has finished. */
+  done: boolean;
+}
+
+/**
+ * Input of `fanoutPassWorkflow`: one priority's pass of an `add` fanout, started by the fanout on
+ * the priority's task queue. Small and primitive like the fanout's: ids, options, a cursor.
+ */
+export interface FanoutPassInput {
+  priority: PassPriority;
+  activityId: string;
+  actorId: string;
+  activityTime: number;
+  /** The settled feed types. */
+  feedTypes: string[];
+  pageSize: number;
+  chunkSize: number;
+  maxInFlight: number;
+  maxHistoryEvents: number;
+  chunkTimeoutMs: number;
+  /** The fanout (parent) to send progress to. */
+  fanoutWorkflowId: string;
+  /** Epoch ms when the fanout started (its chain's start): what `servedMs` counts from. */
+  fanoutStartedAt: number;
+  /** Set by the pass itself when it continues as new. */
+  continued?: { cursor: string | null; progress: PassProgress };
+}
+
+/** Signal to the fanout: a pass's progress (after each page, and at the end). */
+export const passProgressSignal = defineSignal<[PassProgress]>('passProgress');
+
+/** Workflow type name of the priority pass. */
+export const FANOUT_PASS_WORKFLOW_TYPE = 'fanoutPassWorkflow';
+
+/** Workflow id of a fanout's pass: `<fanout id>/<priority>`. */
+export function fanoutPassWorkflowId(fanoutWorkflowId: string, priority: PassPriority): string {
+  return `${fanoutWorkflowId}/${priority}`;
+}
+
+/** A pass's progress before it has read anything. */
+export function initialPassProgress(priority: PassPriority): PassProgress {
+  return {
+    priority,
+    pagesRead: 0,
+    followersSeen: 0,
+    counters: { followers: 0, chunksDone: 0, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 0 },
+    continuedAsNew: 0,
+    failures: [],
+    abortReason: null,
+    servedMs: null,
+    done: false,
+  };
+}
+
+/** Checks a pass's input (from its fanout, or from a hand-made start). @throws ValidationError naming the field. */
+export function validatePassInput(raw: unknown): FanoutPassInput {
+  const input = checkKeys('input', raw, [
+    'priority', 'activityId', 'actorId', 'activityTime', 'feedTypes', 'pageSize', 'chunkSize', 'maxInFlight',
+    'maxHistoryEvents', 'chunkTimeoutMs', 'fanoutWorkflowId', 'fanoutStartedAt', 'continued',
+  ]);
+  if (input.priority !== 'high' && input.priority !== 'low') throw new ValidationError('input.priority', 'must be "high" or "low"');
+  const priority = input.priority;
+  const resolved: FanoutPassInput = {
+    priority,
+    activityId: checkId('input.activityId', input.activityId),
+    actorId: checkId('input.actorId', input.actorId),
+    activityTime: checkEpochMs('input.activityTime', input.activityTime),
+    feedTypes: checkFeedTypes('input.feedTypes', input.feedTypes),
+    pageSize: checkInt('input.pageSize', input.pageSize, 1, Limits.MAX_PAGE_SIZE),
+    chunkSize: checkInt('input.chunkSize', input.chunkSize, 1, Limits.MAX_CHUNK_SIZE),
+    maxInFlight: checkInt('input.maxInFlight', input.maxInFlight, 1, Limits.MAX_IN_FLIGHT),
+    maxHistoryEvents: checkInt('input.maxHistoryEvents', input.maxHistoryEvents, 100, 40_000),
+    chunkTimeoutMs: checkInt('input.chunkTimeoutMs', input.chunkTimeoutMs, 1000, 600_000),
+    fanoutWorkflowId: checkText('input.fanoutWorkflowId', input.fanoutWorkflowId, 400),
+    fanoutStartedAt: checkEpochMs('input.fanoutStartedAt', input.fanoutStartedAt),
+  };
+  if (input.continued !== undefined) {
+    const c = checkKeys('input.continued', input.continued, ['cursor', 'progress']);
+    resolved.continued = {
+      cursor: c.cursor === null ? null : checkId('input.continued.cursor', c.cursor),
+      progress: validatePassProgress('input.continued.progress', c.progress, priority),
+    };
+  }
+  return resolved;
+}
+
+/** Checks a pass's progress (carried over continue-as-new, or received by the fanout). */
+export function validatePassProgress(f: string, raw: unknown, priority?: PassPriority): PassProgress {
+  const p = checkKeys(f, raw, ['priority', 'pagesRead', 'followersSeen', 'counters', 'continuedAsNew', 'failures', 'abortReason', 'servedMs', 'done']);
+  if (p.priority !== 'high' && p.priority !== 'low') throw new ValidationError(`${f}.priority`, 'must be "high" or "low"');
+  if (priority !== undefined && p.priority !== priority) throw new ValidationError(`${f}.priority`, `must be the pass's priority "${priority}"`);
+  const q = checkKeys(`${f}.counters`, p.counters, ['followers', 'chunksDone', 'chunksFailed', 'chunksInFlight', 'entriesChanged']);
+  if (!Array.isArray(p.failures) || p.failures.length > MAX_LISTED_FAILURES) {
+    throw new ValidationError(`${f}.failures`, `must be a list of at most ${MAX_LISTED_FAILURES} chunk failures`);
+  }
+  if (typeof p.done !== 'boolean') throw new ValidationError(`${f}.done`, 'must be true or false');
+  return {
+    priority: p.priority,
+    pagesRead: checkCount(`${f}.pagesRead`, p.pagesRead),
+    followersSeen: checkCount(`${f}.followersSeen`, p.followersSeen),
+    counters: {
+      followers: checkCount(`${f}.counters.followers`, q.followers),
+      chunksDone: checkCount(`${f}.counters.chunksDone`, q.chunksDone),
+      chunksFailed: checkCount(`${f}.counters.chunksFailed`, q.chunksFailed),
+      chunksInFlight: checkCount(`${f}.counters.chunksInFlight`, q.chunksInFlight),
+      entriesChanged: checkCount(`${f}.counters.entriesChanged`, q.entriesChanged),
+    },
+    continuedAsNew: checkCount(`${f}.continuedAsNew`, p.continuedAsNew),
+    failures: p.failures.map((e: unknown, i) => checkFailure(`${f}.failures[${i}]`, e)),
+    abortReason: p.abortReason === null ? null : checkText(`${f}.abortReason`, p.abortReason, 2000),
+    servedMs: p.servedMs === null ? null : checkCount(`${f}.servedMs`, p.servedMs),
+    done: p.done,
   };
 }

@@ -31,6 +31,17 @@ export interface QueuePlan {
    * of the queue; enforced by the server). Fits a queue that serves one network. @default none
    */
   activitiesPerSecond?: number;
+  /**
+   * Whether this worker runs workflows too. The HIGH and LOW queues run the fanout's priority
+   * passes (`fanoutPassWorkflow`), whose chunk writes are local activities of this worker (up to
+   * `concurrency` at once). @default true for the workflow queue, `high-fanout` and `low-fanout`
+   */
+  workflows?: boolean;
+}
+
+/** Whether a queue runs workflows by default: the workflow queue and the standard chunk queues. */
+function runsWorkflows(plan: QueuePlan, workflowQueue: string): boolean {
+  return plan.workflows ?? (plan.taskQueue === workflowQueue || plan.taskQueue === TaskQueue.HIGH || plan.taskQueue === TaskQueue.LOW);
 }
 
 /** Options of {@link createWorkers}. */
@@ -113,9 +124,10 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Work
         taskQueue: plan.taskQueue,
         activities: registered,
         maxConcurrentActivityTaskExecutions: plan.concurrency ?? 20,
+        maxConcurrentLocalActivityExecutions: plan.concurrency ?? 20,
         ...(plan.activitiesPerSecond ? { maxTaskQueueActivitiesPerSecond: plan.activitiesPerSecond } : {}),
-        // Only the workflow queue runs workflows; the fanout queues are activity-only.
-        ...(plan.taskQueue === workflowQueue ? workflowCode : {}),
+        // The workflow queue runs the workflows, the chunk queues the priority passes.
+        ...(runsWorkflows(plan, workflowQueue) ? workflowCode : {}),
       }),
     ),
   );

@@ -153,8 +153,9 @@ describe('failures are visible', () => {
       expect(progress.stalled).toContain('highTaskQueue');
       const metadata = await feeds.handle(activityId).query<{ currentDetails?: string }>('__temporal_workflow_metadata');
       expect(metadata.currentDetails).toContain(misspelled);
-      // The LOW chunks went through meanwhile.
-      expect(progress.low.chunksDone).toBe(2);
+      expect(progress.stalled).toContain('HIGH pass');
+      // Active followers first: the LOW pass waits for the HIGH one.
+      expect(progress.low.chunksDone).toBe(0);
       // Once stalled, the watchdog checks less and less often (a run stuck for days must not fill
       // its history with timers): in the next 12 s, checks 2, 4 and 8 s apart, not one a second.
       const timers = async () => ((await feeds.handle(activityId).fetchHistory()).events ?? []).filter((e) => e.timerStartedEventAttributes).length;
@@ -166,10 +167,10 @@ describe('failures are visible', () => {
       expect(await listed(true)).toBe(true);
 
       // A worker for that queue appears: the fanout finishes and the flag clears.
-      const late = await createWorkers({ connection: temporal.nativeConnection, db, queues: [{ taskQueue: misspelled }] });
+      const late = await createWorkers({ connection: temporal.nativeConnection, db, queues: [{ taskQueue: misspelled, workflows: true }] });
       await withWorkers(late, async () => {
         const summary = await feeds.waitForFanout(activityId);
-        expect(summary).toMatchObject({ done: true, stalled: null, high: { chunksDone: 2, chunksFailed: 0 } });
+        expect(summary).toMatchObject({ done: true, stalled: null, high: { chunksDone: 2, chunksFailed: 0 }, low: { chunksDone: 2, chunksFailed: 0 } });
       });
       expect(await within(10_000, () => listed(false))).toBeGreaterThanOrEqual(0);
     });

@@ -12,7 +12,9 @@ import { ValidationError } from '../../src/errors';
 import { FanoutOperation, FeedType } from '../../src/model/constants';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
-import { devServer, freshDb, uniqueName } from '../utils/env';
+import { FollowStore } from '../../src/storage/follow-store';
+import { createWorkers } from '../../src/worker/workers';
+import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
 import { fanoutWorkers, timelineOwners as timelineOwnersOf } from '../utils/fanout';
 import { seedFollowers } from '../utils/graph';
 import { startWorkerCommand } from '../utils/worker-process';
@@ -85,20 +87,26 @@ describe('fanout on the dev server', () => {
     expect(owners).toHaveLength(10_000);
     expect(owners).toEqual(followers.all);
     expect(summary).toMatchObject({ done: true, followersSeen: 10_000, failures: [] });
-    // Two pages of 5,000 (the default) hold 1,250 HIGH + 3,750 LOW followers each: chunks of
-    // 12 x 100 + 50 and 37 x 100 + 50.
-    expect(summary.pagesRead).toBe(2);
+    // Two pages of 5,000 (the default), read by each priority's pass, hold 1,250 HIGH + 3,750 LOW
+    // followers each: chunks of 12 x 100 + 50 and 37 x 100 + 50.
+    expect(summary.pagesRead).toBe(4);
     expect(summary.high).toMatchObject({ followers: 2_500, chunksDone: 26, chunksFailed: 0, entriesChanged: 2_500 });
     expect(summary.low).toMatchObject({ followers: 7_500, chunksDone: 76, chunksFailed: 0, entriesChanged: 7_500 });
     for (const id of followers.high) expect(queueOf.get(id)).toEqual([queues.high]);
     for (const id of followers.low) expect(queueOf.get(id)).toEqual([queues.low]);
     // Readable in the Web UI: each chunk's activity says its priority, size and follower range,
     // read back from the history the UI reads; the current details give the live counts.
-    const history = await feeds.handle(`${actor}-a1`).fetchHistory();
     const converter = temporal.client.options.loadedDataConverter.payloadConverter;
-    const summaries = (history.events ?? [])
-      .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'writeFeedChunk')
-      .map((e) => converter.fromPayload<string>(e.userMetadata!.summary!));
+    const summaries: string[] = [];
+    for (const priority of ['high', 'low'] as const) {
+      const history = await temporal.client.workflow.getHandle(`fanout-add-${actor}-a1/${priority}`).fetchHistory();
+      summaries.push(
+        ...(history.events ?? [])
+          .filter((e) => e.markerRecordedEventAttributes && e.userMetadata?.summary)
+          .map((e) => converter.fromPayload<string>(e.userMetadata!.summary!))
+          .filter((t) => /^(HIGH|LOW) /.test(t)),
+      );
+    }
     expect(summaries).toHaveLength(102);
     expect(summaries.filter((t) => t.startsWith('HIGH 100 followers '))).toHaveLength(24);
     expect(summaries.filter((t) => t.startsWith('LOW 100 followers '))).toHaveLength(74);
@@ -108,6 +116,35 @@ describe('fanout on the dev server', () => {
     // The actor's own feed got it too, read back through the client.
     const own = await feeds.readFeed(FeedType.USER, actor);
     expect(own.items.map((i) => i.activity?.verb)).toEqual(['pin']);
+  });
+
+  it('writes a follower who became active between the HIGH and the LOW pass (nobody skipped by both)', async () => {
+    const actor = uniqueName('between');
+    const queues = testQueues(actor);
+    const followers = await seedFollowers(db, actor, 400, { prefix: `${actor}-f`, activeEvery: 2 });
+    const feeds = feedClient(queues);
+    // No worker on the LOW queue yet: the LOW pass waits while the HIGH pass finishes.
+    const first = await createWorkers({
+      connection: temporal.nativeConnection,
+      db,
+      workflowTaskQueue: queues.workflow,
+      queues: [{ taskQueue: queues.workflow }, { taskQueue: queues.high, workflows: true }],
+      workflowBundle: await workflowBundle(),
+    });
+    const late = await createWorkers({ connection: temporal.nativeConnection, db, queues: [{ taskQueue: queues.low, workflows: true }], workflowBundle: await workflowBundle() });
+    const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'post', object: 'p' });
+    const summary = await withWorkers(first, async () => {
+      await waitFor(async () => (await feeds.getProgress(activityId)).high.chunksDone === 2);
+      // Ten LOW followers and one HIGH follower open the app now: the HIGH pass read them as
+      // LOW (and HIGH); the LOW pass reads them after it.
+      const touched = [...followers.low.slice(0, 10), followers.high[0]!];
+      await new FollowStore(db).setLastActive(touched.map((userId) => ({ userId, lastActiveAt: new Date() })));
+      return withWorkers(late, () => feeds.waitForFanout(activityId));
+    });
+    expect(await timelineOwners(activityId)).toEqual(followers.all);
+    // The HIGH follower active since the fanout began is written by both passes; the second write changes nothing.
+    expect(summary.high).toMatchObject({ followers: 200, entriesChanged: 200 });
+    expect(summary.low).toMatchObject({ followers: 201, entriesChanged: 200, chunksFailed: 0 });
   });
 
   it('runs one fanout when the same activity is submitted twice', async () => {
@@ -276,7 +313,7 @@ const children = new Set<ChildProcess>();
 
 /** Starts the worker command (`feed-fanout worker`) as its own process on the test's queues. */
 function startWorkerProcess(database: string, queues: ReturnType<typeof testQueues>): ChildProcess {
-  const worker = startWorkerCommand(database, ['--workflow-queue', queues.workflow, '--queue', queues.workflow, '--queue', queues.high, '--queue', queues.low, '--no-schedules']);
+  const worker = startWorkerCommand(database, ['--workflow-queue', queues.workflow, '--queue', queues.workflow, '--pass-queue', queues.high, '--pass-queue', queues.low, '--no-schedules']);
   const child = worker.child;
   children.add(child);
   child.on('exit', (code: number | null, signal: NodeJS.Signals | null) => {
@@ -293,4 +330,13 @@ function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<numbe
     child.once('exit', (code) => resolve(code));
     child.kill(signal);
   });
+}
+
+/** Polls `check` every 100 ms until it is true; fails after `timeoutMs`. */
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const start = Date.now();
+  while (!(await check())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`not true within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

@@ -57,28 +57,33 @@ async function save(name: string, handle: WorkflowHandle): Promise<number> {
 }
 
 describe('record histories', () => {
-  it('fanout: add across continue-as-new, a failed one, a removal, a scheduled post', async () => {
+  // The fanout-add-continue-as-new*, fanout-scheduled and fanout-failed files are fanouts from
+  // before the priority passes (page by page, no patch marker): they must replay the old way.
+  it('fanout by priority passes: the fanout, its HIGH and LOW passes across continue-as-new, a removal, a scheduled post, a failed one', async () => {
     const db = mongo.db;
-    const actor = uniqueName('rec');
+    const actor = uniqueName('recp');
     const queues = testQueues(actor);
-    await seedFollowers(db, actor, 700, { prefix: `${actor}-f`, activeEvery: 3 });
+    await seedFollowers(db, actor, 2000, { prefix: `${actor}-f`, activeEvery: 3 });
     const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
     const workers = await fanoutWorkers(temporal.nativeConnection, db, queues);
     await withWorkers(workers, async () => {
-      const add = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' }, { pageSize: 100, chunkSize: 25, maxHistoryEvents: 100 });
+      const add = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' }, { pageSize: 100, chunkSize: 10, maxHistoryEvents: 100 });
       await feeds.waitForFanout(add.activityId);
-      expect(await save('fanout-add-continue-as-new', feeds.handle(add.activityId))).toBeGreaterThanOrEqual(2);
+      const fanout = feeds.handle(add.activityId);
+      await save('fanout-passes', fanout);
+      expect(await save('fanout-pass-high', temporal.client.workflow.getHandle(`${fanout.workflowId}/high`))).toBeGreaterThanOrEqual(2);
+      expect(await save('fanout-pass-low', temporal.client.workflow.getHandle(`${fanout.workflowId}/low`))).toBeGreaterThanOrEqual(2);
       await feeds.removeActivity(add.activityId);
       await feeds.waitForFanout(add.activityId, FanoutOperation.REMOVE);
-      await save('fanout-remove', feeds.handle(add.activityId, FanoutOperation.REMOVE));
+      await save('fanout-passes-remove', feeds.handle(add.activityId, FanoutOperation.REMOVE));
       const scheduled = await feeds.addActivity({ id: `${actor}-a2`, actor, verb: 'pin', object: 'p2' }, { publishAt: new Date(Date.now() + 2000) });
       await feeds.waitForFanout(scheduled.activityId);
-      await save('fanout-scheduled', feeds.handle(scheduled.activityId));
+      await save('fanout-passes-scheduled', feeds.handle(scheduled.activityId));
       await db.collection('follows').insertOne({ _id: `${actor}/bad/id` as never, follower: 'bad/id', followee: actor, createdAt: new Date() });
       const failed = await feeds.addActivity({ id: `${actor}-a3`, actor, verb: 'pin', object: 'p3' });
       await feeds.waitForFanout(failed.activityId).catch(() => undefined);
       expect((await feeds.handle(failed.activityId).describe()).status.name).toBe('FAILED');
-      await save('fanout-failed', feeds.handle(failed.activityId));
+      await save('fanout-passes-failed', feeds.handle(failed.activityId));
     });
   });
 

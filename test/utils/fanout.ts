@@ -24,7 +24,7 @@ export async function fanoutWorkers(
     connection,
     db,
     workflowTaskQueue: queues.workflow,
-    queues: [{ taskQueue: queues.workflow }, { taskQueue: queues.high }, { taskQueue: queues.low }],
+    queues: [{ taskQueue: queues.workflow }, { taskQueue: queues.high, workflows: true }, { taskQueue: queues.low, workflows: true }],
     workflowBundle: await workflowBundle(),
     wrapActivities: wrap ? (a) => ({ ...a, ...wrap(a) }) : undefined,
   });

@@ -1,7 +1,8 @@
 /**
  * Deploys that change workflow code: every recorded history (test/replay/histories/, one per shape
  * of run the project makes: a fanout across continue-as-new, a removal, a scheduled post, a failed
- * fanout, a follow, a follow across continue-as-new and a long follow run from before that
+ * fanout, each from before the priority passes and by them, the HIGH and LOW passes across
+ * continue-as-new, a follow, a follow across continue-as-new and a long follow run from before that
  * change, an import across continue-as-new, a share, a trickle round) is replayed with
  * today's workflow code by the SDK's replayer. A change that would make runs in flight during a
  * deploy fail (a non-deterministic change) fails here; guard it with `patched()` (see the README's
@@ -36,8 +37,12 @@ function typeOf(history: { events?: Array<{ workflowExecutionStartedEventAttribu
 describe('replaying recorded histories with the current workflow code', () => {
   it('covers every workflow type, and a fanout and an import across continue-as-new', () => {
     const types = new Set(files.map((f) => typeOf(JSON.parse(readFileSync(path.join(DIR, f), 'utf8')))));
-    expect([...types].sort()).toEqual(['fanoutWorkflow', 'followWorkflow', 'importFriendsWorkflow', 'shareActivityWorkflow', 'trickleSyncWorkflow']);
+    expect([...types].sort()).toEqual(['fanoutPassWorkflow', 'fanoutWorkflow', 'followWorkflow', 'importFriendsWorkflow', 'shareActivityWorkflow', 'trickleSyncWorkflow']);
+    // Fanouts from before the priority passes (page by page) and by them, with both passes across continue-as-new.
     expect(files.filter((f) => f.startsWith('fanout-add-continue-as-new.run')).length).toBeGreaterThanOrEqual(2);
+    expect(files).toContain('fanout-passes.json');
+    expect(files.filter((f) => f.startsWith('fanout-pass-high.run')).length).toBeGreaterThanOrEqual(2);
+    expect(files.filter((f) => f.startsWith('fanout-pass-low.run')).length).toBeGreaterThanOrEqual(2);
     expect(files.filter((f) => f.startsWith('import-continue-as-new.run')).length).toBeGreaterThanOrEqual(2);
     expect(files.filter((f) => f.startsWith('follow-continue-as-new.run')).length).toBeGreaterThanOrEqual(2);
     // A long follow run recorded by the code before its continue-as-new patch: it must still replay.
@@ -45,6 +50,8 @@ describe('replaying recorded histories with the current workflow code', () => {
   });
 
   it.each(files)('%s replays without a determinism error', async (file) => {
-    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, loadHistory(file), `replay-${file}`);
+    // Under the workflow id it ran with: a fanout names its passes after it.
+    const started = JSON.parse(readFileSync(path.join(DIR, file), 'utf8')).events?.[0]?.workflowExecutionStartedEventAttributes;
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, loadHistory(file), started?.workflowId ?? `replay-${file}`);
   });
 });

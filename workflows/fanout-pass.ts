@@ -1,0 +1,137 @@
+/**
+ * `fanoutPassWorkflow`: one priority's pass of an `add` fanout. Its fanout starts it on the
+ * priority's task queue (`high-fanout` for active followers, `low-fanout` for the rest), the HIGH
+ * pass first and the LOW pass once every active follower has the entry: active followers first
+ * across the whole fanout, not page by page.
+ *
+ * It pages through the actor's followers (`getFollowerPagePart`, keeping its priority's), cuts
+ * them into chunks of `chunkSize` and writes each chunk with `writeFeedChunk`, at most
+ * `maxInFlight` at a time. Both are *local* activities: they run in the worker that runs this pass,
+ * on its queue, and their results are recorded in the pass's history with its workflow tasks, so a
+ * chunk costs the Temporal server a marker instead of an activity task's scheduling, dispatch, start
+ * and completion. That is most of the server's work per chunk (see the README's benchmark). A
+ * worker that dies mid-pass loses only the chunks not yet recorded, which the next worker writes
+ * again (idempotent writes: nothing is written twice).
+ *
+ * After each page it signals its progress to the fanout, which shows it and watches for stalls.
+ * It continues as new before its history grows large.
+ *
+ * Deterministic: no I/O, clock or randomness here, only Temporal APIs.
+ * @module
+ */
+import {
+  CancellationScope,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  proxyLocalActivities,
+} from '@temporalio/workflow';
+import type { FanoutActivities } from '../activities/fanout';
+import { validateOrFail } from '../src/model/failures';
+import { FanoutOperation } from '../src/model/constants';
+import { type FanoutPassInput, initialPassProgress, MAX_LISTED_FAILURES, type PassProgress, passProgressSignal, validatePassInput } from '../src/model/fanout';
+import { CHUNK_RETRY, chunkFailure, chunkSummary, shouldContinueAsNew } from './policies';
+
+/**
+ * How far the app's clock (which stamps `lastActiveAt`) may lag the Temporal server's. Followers
+ * active within this long before a fanout began are written by both passes (the second write
+ * changes nothing).
+ */
+const ACTIVE_CLOCK_SKEW_MS = 5 * 60_000;
+
+const retry = CHUNK_RETRY;
+
+/** Writes one priority's followers' feeds; returns the pass's progress. */
+export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<PassProgress> {
+  const input = validateOrFail(validatePassInput, rawInput);
+  const progress: PassProgress = input.continued?.progress ?? initialPassProgress(input.priority);
+  const counters = progress.counters;
+  let cursor: string | null = input.continued?.cursor ?? null;
+  const fanout = getExternalWorkflowHandle(input.fanoutWorkflowId);
+  const { getFollowerPagePart } = proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: input.chunkTimeoutMs, retry });
+  // The LOW pass counts as HIGH only followers active before the fanout began (less a margin for
+  // clock skew between the app and Temporal): they were HIGH when the HIGH pass read them too.
+  // Anyone active since is written here, so nobody who became active between the passes is
+  // skipped by both (see `FollowerPageRequest.activeUntil`).
+  const lowOnly = input.priority === 'low' ? { activeUntil: input.fanoutStartedAt - ACTIVE_CLOCK_SKEW_MS } : {};
+
+  /** Tells the fanout how far this pass is (best effort: a fanout that is gone needs no news). */
+  const report = async (): Promise<void> => {
+    await fanout.signal(passProgressSignal, progress).catch((err: Error) => log.warn('could not report pass progress', { error: err.message }));
+  };
+
+  const startChunk = (followerIds: string[]): void => {
+    counters.chunksInFlight++;
+    const summary = chunkSummary(input.priority, followerIds, progress.pagesRead);
+    proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: input.chunkTimeoutMs, retry, summary })
+      .writeFeedChunk({
+        operation: FanoutOperation.ADD,
+        feedTypes: input.feedTypes,
+        activityId: input.activityId,
+        actorId: input.actorId,
+        activityTime: input.activityTime,
+        followerIds,
+      })
+      // One `then` with both handlers: every promise a workflow makes costs a captured stack trace.
+      .then(
+        (res) => {
+          counters.chunksInFlight--;
+          counters.chunksDone++;
+          counters.entriesChanged += res.changed;
+          progress.servedMs = Date.now() - input.fanoutStartedAt;
+        },
+        (err: Error) => {
+          counters.chunksInFlight--;
+          if (isCancellation(err)) return;
+          counters.chunksFailed++;
+          const { message, sameForAll } = chunkFailure(err);
+          if (progress.failures.length < MAX_LISTED_FAILURES) {
+            progress.failures.push({ priority: input.priority, firstFollowerId: followerIds[0]!, size: followerIds.length, message });
+          }
+          // A bad field other than the follower ids is the same in every chunk: stop now.
+          if (progress.abortReason === null && sameForAll) {
+            progress.abortReason = `every chunk would fail the same way (${message})`;
+          }
+          log.error('fanout chunk failed for good', { activityId: input.activityId, priority: input.priority, firstFollowerId: followerIds[0], message });
+        },
+      );
+  };
+
+  try {
+    for (;;) {
+      // Read while the previous page's chunks are still being written (they do not block it).
+      const page = await getFollowerPagePart({ userId: input.actorId, cursor, limit: input.pageSize, priority: input.priority, ...lowOnly });
+      progress.pagesRead++;
+      progress.followersSeen += page.ids.length + page.others;
+      counters.followers += page.ids.length;
+      cursor = page.nextCursor;
+      for (let i = 0; i < page.ids.length && progress.abortReason === null; i += input.chunkSize) {
+        // Wait only when full: `condition` makes promises even when already true.
+        if (counters.chunksInFlight >= input.maxInFlight) await condition(() => counters.chunksInFlight < input.maxInFlight);
+        if (progress.abortReason === null) startChunk(page.ids.slice(i, i + input.chunkSize));
+      }
+      await report();
+      if (cursor === null || progress.abortReason !== null) break;
+      if (shouldContinueAsNew(input.maxHistoryEvents)) {
+        // Local activities in flight cannot be carried over: let them finish, then hand over.
+        await condition(() => counters.chunksInFlight === 0);
+        progress.continuedAsNew++;
+        const { continued: _previous, ...original } = input;
+        return continueAsNew<typeof fanoutPassWorkflow>({ ...original, continued: { cursor, progress } });
+      }
+    }
+    await condition(() => counters.chunksInFlight === 0);
+    progress.done = true;
+    await report();
+    return progress;
+  } catch (err) {
+    if (isCancellation(err)) {
+      // The fanout is being cancelled (its activity removed): let the chunks in flight stop before
+      // the pass closes, so no write of it lands after the removal that follows.
+      await CancellationScope.nonCancellable(() => condition(() => counters.chunksInFlight === 0));
+    }
+    throw err;
+  }
+}

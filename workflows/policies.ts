@@ -1,0 +1,51 @@
+/**
+ * What the fanout and its priority passes share: how their chunk writes retry, how a chunk is
+ * described and its failure read, and when a run hands over to a new one. Workflow code
+ * (deterministic: Temporal APIs only).
+ * @module
+ */
+import { ApplicationFailure, type RetryPolicy, workflowInfo } from '@temporalio/workflow';
+import { VALIDATION_FAILURE_TYPE } from '../src/errors';
+
+/** Continue as new past this history size in bytes even if not suggested (hard limit 50 MB). */
+const MAX_HISTORY_BYTES = 10 * 1024 * 1024;
+
+/**
+ * Retries of feed reads and writes: transient errors (database down, worker crash, timeout) are
+ * retried with exponential backoff and no attempt limit, so an outage delays a fanout but loses
+ * nothing; only bad input (ValidationError, non-retryable) fails a chunk for good. Local
+ * activities back off inside the worker up to a minute, then on a workflow timer.
+ */
+export const CHUNK_RETRY: RetryPolicy = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '1 minute',
+  nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE],
+};
+
+/**
+ * Whether the run should continue as new: the server suggests it, or the history passed
+ * `maxHistoryEvents` events or 10 MB. Checked once per page: a page adds at most about 4 events
+ * per chunk and validation caps a page at 1,000 chunks, so history stays well below the
+ * 51,200-event limit between checks.
+ */
+export function shouldContinueAsNew(maxHistoryEvents: number): boolean {
+  const info = workflowInfo();
+  return info.continueAsNewSuggested || info.historyLength > maxHistoryEvents || info.historySize > MAX_HISTORY_BYTES;
+}
+
+/** What the Web UI and `temporal workflow describe` show for a chunk: priority, size, follower range, page. */
+export function chunkSummary(priority: 'high' | 'low', followerIds: string[], page: number): string {
+  return `${priority.toUpperCase()} ${followerIds.length} followers ${followerIds[0]} … ${followerIds[followerIds.length - 1]} (page ${page})`;
+}
+
+/**
+ * Reads a chunk's failure for good: its message, and whether every other chunk would fail the
+ * same way (bad input in a field other than the follower ids), so the fanout should stop.
+ */
+export function chunkFailure(err: Error): { message: string; sameForAll: boolean } {
+  const cause = err.cause instanceof ApplicationFailure ? err.cause : undefined;
+  const message = cause?.message ?? (err.cause instanceof Error ? err.cause.message : err.message);
+  const field = cause?.type === VALIDATION_FAILURE_TYPE ? cause.details?.[0] : undefined;
+  return { message, sameForAll: typeof field === 'string' && !field.startsWith('input.followerIds') };
+}
