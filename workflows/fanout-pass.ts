@@ -32,7 +32,7 @@ import type { FanoutActivities } from '../activities/fanout';
 import { validateOrFail } from '../src/model/failures';
 import { FanoutOperation } from '../src/model/constants';
 import { type FanoutPassInput, initialPassProgress, MAX_LISTED_FAILURES, type PassProgress, passProgressSignal, validatePassInput } from '../src/model/fanout';
-import { CHUNK_RETRY, chunkFailure, chunkSummary, shouldContinueAsNew } from './policies';
+import { CHUNK_RETRY, localChunkOptions, chunkFailure, chunkSummary, shouldContinueAsNew } from './policies';
 
 /**
  * How far the app's clock (which stamps `lastActiveAt`) may lag the Temporal server's. Followers
@@ -65,7 +65,7 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
   const startChunk = (followerIds: string[]): void => {
     counters.chunksInFlight++;
     const summary = chunkSummary(input.priority, followerIds, progress.pagesRead);
-    proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: input.chunkTimeoutMs, retry, summary })
+    proxyLocalActivities<FanoutActivities>(localChunkOptions(input.chunkTimeoutMs, summary))
       .writeFeedChunk({
         operation: FanoutOperation.ADD,
         feedTypes: input.feedTypes,

@@ -63,7 +63,7 @@ import {
   validatePassProgress,
 } from '../src/model/fanout';
 import { fanoutPassWorkflow } from './fanout-pass';
-import { CHUNK_RETRY, chunkFailure, chunkSummary, shouldContinueAsNew } from './policies';
+import { CHUNK_RETRY, localChunkOptions, chunkFailure, chunkSummary, shouldContinueAsNew } from './policies';
 
 /**
  * The patch that made fanouts write by priority passes (`fanoutPassWorkflow`): runs started
@@ -84,6 +84,9 @@ const { getFollowerPage } = proxyActivities<FanoutActivities>({
 
 // Checked against the workflow worker's configuration, in-process: no task queue round trip.
 const { resolveFanoutFeedTypes } = proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: '10 seconds', retry });
+
+// The first page of an add, read in this worker: one marker in history, no activity task.
+const { getFollowerPage: readPageHere } = proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: '5 minutes', retry });
 
 // One batched write per feed type per chunk. When the fanout is cancelled (an activity removed
 // while it was still being added), wait for the chunks in flight to stop (they check between
@@ -191,6 +194,8 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
         const hint = `is a worker polling it? (${priority}TaskQueue, workers, store)`;
         if (passRunning[priority]) {
           reasons.push(`the ${priority.toUpperCase()} pass has reported no progress for ${seconds(idle)} on task queue "${queue}": ${hint}`);
+        } else if (progress[priority].chunksInFlight > 0 && local) {
+          reasons.push(`no ${priority.toUpperCase()} chunk finished for ${seconds(idle)}; ${progress[priority].chunksInFlight} being written by this fanout's worker: is the store reachable?`);
         } else if (progress[priority].chunksInFlight > 0) {
           reasons.push(`no ${priority.toUpperCase()} chunk finished for ${seconds(idle)}; ${progress[priority].chunksInFlight} wait on task queue "${queue}": ${hint}`);
         }
@@ -215,6 +220,8 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
   const writes = (priority: 'high' | 'low', summary: string) =>
     proxyActivities<FanoutActivities>({ ...chunkOptions, taskQueue: priority === 'high' ? input.highTaskQueue : input.lowTaskQueue, summary });
   const inFlight = () => progress.high.chunksInFlight + progress.low.chunksInFlight;
+  /** A one-page fanout: its chunks are local activities of this run (no task queue round trip). */
+  let local = false;
   // Set when a chunk fails in a way every later chunk would too (its input, not its followers, is
   // bad): dispatching stops, the chunks in flight finish, and the run fails with this reason.
   let abortReason: string | null = null;
@@ -224,7 +231,8 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     const counters = progress[priority];
     if (counters.chunksInFlight === 0) lastMoved[priority] = Date.now();
     counters.chunksInFlight++;
-    writes(priority, chunkSummary(priority, followerIds, progress.pagesRead))
+    const summary = chunkSummary(priority, followerIds, progress.pagesRead);
+    (local ? proxyLocalActivities<FanoutActivities>(localChunkOptions(input.chunkTimeoutMs, summary)) : writes(priority, summary))
       .writeFeedChunk({
         operation: input.operation,
         feedTypes,
@@ -299,7 +307,7 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     const removal = input.operation === FanoutOperation.REMOVE;
     // Passes read their own pages; the page-by-page walk of older runs reads its first page while
     // the feed types are settled (no chunk goes out before both).
-    const byPasses = !removal && !input.continued && patched(PRIORITY_PASSES_PATCH);
+    const byPasses = !removal && !input.continued && !input.chunksAsActivities && patched(PRIORITY_PASSES_PATCH);
     let nextPage = removal || byPasses ? null : readPage(cursor);
     if (!(input.continued && input.feedTypes)) {
       feedTypes = await resolveFanoutFeedTypes(input.feedTypes ? { feedTypes: input.feedTypes } : {});
@@ -317,9 +325,18 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
         followerIds: [input.actorId],
       });
     }
-    // Fanouts started by this code run a pass per priority, HIGH then LOW; a run that began before
-    // it (no marker in its history) goes on page by page (see the README, "Changing a workflow safely").
-    if (byPasses) return passes();
+    // Fanouts started by this code read the first page here: most fit in it and are written from
+    // here, HIGH chunks first; a larger one runs a pass per priority, HIGH then LOW. A run that
+    // began before (no marker in its history) goes on page by page (see the README, "Changing a
+    // workflow safely"), as does one asked to (`chunksAsActivities`).
+    if (byPasses) {
+      pageWaitSince = Date.now();
+      const first = await readPageHere({ userId: input.actorId, cursor: null, limit: input.pageSize });
+      pageWaitSince = null;
+      if (first.nextCursor !== null) return passes();
+      local = true;
+      nextPage = Promise.resolve(first);
+    }
 
     for (;;) {
       pageWaitSince = Date.now();

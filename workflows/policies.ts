@@ -4,7 +4,7 @@
  * (deterministic: Temporal APIs only).
  * @module
  */
-import { ApplicationFailure, type RetryPolicy, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, type LocalActivityOptions, type RetryPolicy, workflowInfo } from '@temporalio/workflow';
 import { VALIDATION_FAILURE_TYPE } from '../src/errors';
 
 /** Continue as new past this history size in bytes even if not suggested (hard limit 50 MB). */
@@ -48,4 +48,19 @@ export function chunkFailure(err: Error): { message: string; sameForAll: boolean
   const message = cause?.message ?? (err.cause instanceof Error ? err.cause.message : err.message);
   const field = cause?.type === VALIDATION_FAILURE_TYPE ? cause.details?.[0] : undefined;
   return { message, sameForAll: typeof field === 'string' && !field.startsWith('input.followerIds') };
+}
+
+/**
+ * Options of a chunk written as a local activity. On cancellation the run waits for the write to
+ * stop (the activity checks between feed types): with the default, the local activity resolves as
+ * cancelled at once while its function goes on, and can write after the run has closed, so a
+ * removal that follows the cancel would miss its entries (seen with SDK 1.24 in the cancel test).
+ */
+export function localChunkOptions(timeoutMs: number, summary: string): LocalActivityOptions {
+  return {
+    startToCloseTimeout: timeoutMs,
+    retry: CHUNK_RETRY,
+    summary,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  };
 }

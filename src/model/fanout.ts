@@ -9,7 +9,7 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import { FanoutOperation, Limits, TaskQueue } from './constants';
-import { checkCount, checkEpochMs, checkFeedTypes, checkId, checkInt, checkKeys, checkTaskQueue, checkText } from './validation';
+import { checkBoolean, checkCount, checkEpochMs, checkFeedTypes, checkId, checkInt, checkKeys, checkTaskQueue, checkText } from './validation';
 import { ValidationError } from '../errors';
 
 /** Defaults of the fanout options; see {@link FanoutOptions}. */
@@ -32,6 +32,7 @@ export const FANOUT_DEFAULTS = {
   // A chunk is one batched write per feed type: milliseconds, seconds on a loaded store. A minute
   // lets a slow store finish; an attempt stuck longer is abandoned and retried (idempotent).
   chunkTimeoutMs: 60_000,
+  chunksAsActivities: false,
 } as const;
 
 /** Tuning of one fanout. Every field is optional. */
@@ -72,9 +73,19 @@ export interface FanoutOptions {
   removeBatchSize?: number;
   /**
    * How long one chunk write may take before it is abandoned and retried (ms, 1,000..600,000).
-   * Chunks run as local activities of the priority's pass (see `fanoutPassWorkflow`). @default 60000
+   * Chunks run as local activities (see `chunksAsActivities`). @default 60000
    */
   chunkTimeoutMs?: number;
+  /**
+   * `add` only. `false` (the default): a fanout of one page writes its chunks itself, HIGH first,
+   * and a larger one runs a HIGH pass then a LOW pass (`fanoutPassWorkflow`, on `highTaskQueue`
+   * and `lowTaskQueue`), chunks as local activities; every active follower comes before any other.
+   * `true`: the shape before the passes: the fanout walks the pages itself and runs each chunk as
+   * an activity task on the priority's queue, HIGH before LOW within each page only. It costs
+   * about twice the CPU per entry (see the README's benchmark); use it where the chunk queues'
+   * workers cannot run workflows. @default false
+   */
+  chunksAsActivities?: boolean;
 }
 
 /** Every option of {@link FanoutOptions}, for checking that no unknown one is passed. */
@@ -89,6 +100,7 @@ export const FANOUT_OPTION_KEYS = [
   'stalledAfterMs',
   'removeBatchSize',
   'chunkTimeoutMs',
+  'chunksAsActivities',
 ] as const satisfies ReadonlyArray<keyof FanoutOptions>;
 
 /**
@@ -211,6 +223,7 @@ export function resolveFanoutOptions(opts: FanoutOptions, prefix = '', strict = 
     stalledAfterMs: checkInt(`${prefix}stalledAfterMs`, opts.stalledAfterMs, 1000, 3_600_000, FANOUT_DEFAULTS.stalledAfterMs),
     removeBatchSize: checkInt(`${prefix}removeBatchSize`, opts.removeBatchSize, 1, Limits.MAX_REMOVE_BATCH, FANOUT_DEFAULTS.removeBatchSize),
     chunkTimeoutMs: checkInt(`${prefix}chunkTimeoutMs`, opts.chunkTimeoutMs, 1000, 600_000, FANOUT_DEFAULTS.chunkTimeoutMs),
+    chunksAsActivities: opts.chunksAsActivities === undefined ? FANOUT_DEFAULTS.chunksAsActivities : checkBoolean(`${prefix}chunksAsActivities`, opts.chunksAsActivities),
   };
 }
 

@@ -138,7 +138,8 @@ describe('failures are visible', () => {
     await withWorkers(workers, async () => {
       const { activityId, workflowId } = await feeds.addActivity(
         { id: `${actor}-a`, actor, verb: 'pin', object: 'p' },
-        { highTaskQueue: misspelled, stalledAfterMs: 2_000 },
+        // Pages of 100, so by passes: a fanout of one page is written inline, on no chunk queue.
+        { highTaskQueue: misspelled, stalledAfterMs: 2_000, pageSize: 100 },
       );
       // Found from the list view, without opening the run.
       const listed = async (stalled: boolean) => {
@@ -170,7 +171,7 @@ describe('failures are visible', () => {
       const late = await createWorkers({ connection: temporal.nativeConnection, db, queues: [{ taskQueue: misspelled, workflows: true }] });
       await withWorkers(late, async () => {
         const summary = await feeds.waitForFanout(activityId);
-        expect(summary).toMatchObject({ done: true, stalled: null, high: { chunksDone: 2, chunksFailed: 0 }, low: { chunksDone: 2, chunksFailed: 0 } });
+        expect(summary).toMatchObject({ done: true, stalled: null, high: { chunksDone: 3, chunksFailed: 0 }, low: { chunksDone: 3, chunksFailed: 0 } });
       });
       expect(await within(10_000, () => listed(false))).toBeGreaterThanOrEqual(0);
     });

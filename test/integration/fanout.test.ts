@@ -132,9 +132,11 @@ describe('fanout on the dev server', () => {
       workflowBundle: await workflowBundle(),
     });
     const late = await createWorkers({ connection: temporal.nativeConnection, db, queues: [{ taskQueue: queues.low, workflows: true }], workflowBundle: await workflowBundle() });
-    const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'post', object: 'p' });
+    // Pages of 100: a fanout of one page is written inline, without passes.
+    const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'post', object: 'p' }, { pageSize: 100 });
     const summary = await withWorkers(first, async () => {
-      await waitFor(async () => (await feeds.getProgress(activityId)).high.chunksDone === 2);
+      // The HIGH pass is over (4 chunks of 50: a page of 100 has 50 active followers).
+      await waitFor(async () => (await feeds.getProgress(activityId)).high.followers === 200);
       // Ten LOW followers and one HIGH follower open the app now: the HIGH pass read them as
       // LOW (and HIGH); the LOW pass reads them after it.
       const touched = [...followers.low.slice(0, 10), followers.high[0]!];
@@ -174,10 +176,11 @@ describe('fanout on the dev server', () => {
   it('finishes a fanout whose worker is stopped and then killed mid-way, nothing lost or duplicated', async () => {
     const actor = uniqueName('crash');
     const queues = testQueues(actor);
-    const followers = await seedFollowers(db, actor, 3_000, { prefix: `${actor}-f` });
+    const followers = await seedFollowers(db, actor, 20_000, { prefix: `${actor}-f` });
     const feeds = feedClient(queues);
-    // Small sequential chunks, so the fanout is still running when the worker goes away.
-    const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'x' }, { chunkSize: 20, maxInFlight: 1 });
+    // Small sequential chunks over several pages (so by priority passes), so the fanout is still
+    // running when the worker goes away: local activity chunks of 20 take a few ms each.
+    const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'x' }, { chunkSize: 20, maxInFlight: 1, pageSize: 2_000 });
 
     // Counted in the store, not by query: a query needs a live workflow worker.
     const written = () => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId });
@@ -185,7 +188,7 @@ describe('fanout on the dev server', () => {
       for (;;) {
         const n = await written();
         if (n >= atLeast) return n;
-        await new Promise((r) => setTimeout(r, 200));
+        await new Promise((r) => setTimeout(r, 50));
       }
     };
 
@@ -198,8 +201,8 @@ describe('fanout on the dev server', () => {
     await waitForEntries(before + 300);
     await stopProcess(worker, 'SIGKILL');
     const atCrash = await written();
-    console.log(`crash test: ${before} entries at SIGTERM, ${atCrash} at SIGKILL, of 3000`);
-    expect(atCrash).toBeLessThan(3_000);
+    console.log(`crash test: ${before} entries at SIGTERM, ${atCrash} at SIGKILL, of 20000`);
+    expect(atCrash).toBeLessThan(20_000);
     // 3. A fresh worker picks the same fanout up: the killed chunk is re-dispatched once its
     //    heartbeat timeout (10 s) passes, not after a start-to-close timeout of minutes.
     const killedAt = Date.now();
@@ -212,14 +215,15 @@ describe('fanout on the dev server', () => {
       expect(recovery).toBeLessThan(25);
       const summary = await feeds.waitForFanout(activityId);
       expect(summary.done).toBe(true);
-      expect(summary.followersSeen).toBe(3_000);
-      expect(summary.high.chunksDone + summary.low.chunksDone).toBe(150);
+      expect(summary.followersSeen).toBe(20_000);
+      // Each page splits into HIGH and LOW chunks of at most 20: 1,000 chunks at least.
+      expect(summary.high.chunksDone + summary.low.chunksDone).toBeGreaterThanOrEqual(1_000);
       expect(summary.high.chunksFailed + summary.low.chunksFailed).toBe(0);
     } finally {
       await stopProcess(worker, 'SIGTERM');
     }
     const owners = await timelineOwners(activityId);
-    expect(owners).toHaveLength(3_000);
+    expect(owners).toHaveLength(20_000);
     expect(owners).toEqual(followers.all);
   });
 

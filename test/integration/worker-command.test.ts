@@ -79,7 +79,8 @@ describe('feed-fanout worker', () => {
     expect(ready.status).toBe(200);
 
     const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
-    const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' });
+    // Pages of 500, so by passes on the two chunk queues (one page would be written inline).
+    const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' }, { pageSize: 500 });
     const summary = await feeds.waitForFanout(activityId);
     expect(summary.followersSeen).toBe(followers.all.length);
     const stored = await db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId });
@@ -118,7 +119,8 @@ describe('feed-fanout worker', () => {
     worker = startWorkerCommand(db.databaseName, ['--workflow-queue', queues.workflow, '--queue', queues.workflow, '--pass-queue', queues.high, '--pass-queue', queues.low, '--no-schedules']);
     await worker.ready;
     const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
-    const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' });
+    // Pages of 500, so by passes on the two chunk queues (one page would be written inline).
+    const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' }, { pageSize: 500 });
     await feeds.waitForFanout(activityId);
 
     const progress = JSON.parse((await cli(['progress', activityId, '--json'])).stdout);

@@ -59,7 +59,7 @@ async function save(name: string, handle: WorkflowHandle): Promise<number> {
 describe('record histories', () => {
   // The fanout-add-continue-as-new*, fanout-scheduled and fanout-failed files are fanouts from
   // before the priority passes (page by page, no patch marker): they must replay the old way.
-  it('fanout by priority passes: the fanout, its HIGH and LOW passes across continue-as-new, a removal, a scheduled post, a failed one', async () => {
+  it('fanout by priority passes: the fanout, its HIGH and LOW passes across continue-as-new, a removal; a scheduled post and a failed one, each of one page (written inline)', async () => {
     const db = mongo.db;
     const actor = uniqueName('recp');
     const queues = testQueues(actor);
@@ -78,12 +78,12 @@ describe('record histories', () => {
       await save('fanout-passes-remove', feeds.handle(add.activityId, FanoutOperation.REMOVE));
       const scheduled = await feeds.addActivity({ id: `${actor}-a2`, actor, verb: 'pin', object: 'p2' }, { publishAt: new Date(Date.now() + 2000) });
       await feeds.waitForFanout(scheduled.activityId);
-      await save('fanout-passes-scheduled', feeds.handle(scheduled.activityId));
+      await save('fanout-inline-scheduled', feeds.handle(scheduled.activityId));
       await db.collection('follows').insertOne({ _id: `${actor}/bad/id` as never, follower: 'bad/id', followee: actor, createdAt: new Date() });
       const failed = await feeds.addActivity({ id: `${actor}-a3`, actor, verb: 'pin', object: 'p3' });
       await feeds.waitForFanout(failed.activityId).catch(() => undefined);
       expect((await feeds.handle(failed.activityId).describe()).status.name).toBe('FAILED');
-      await save('fanout-passes-failed', feeds.handle(failed.activityId));
+      await save('fanout-inline-failed', feeds.handle(failed.activityId));
     });
   });
 

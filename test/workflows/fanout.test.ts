@@ -129,41 +129,51 @@ describe('fanoutWorkflow (time-skipping)', () => {
     await seedFollowers(db, actor, 2000, { prefix: `${actor}-f` });
     let started = 0;
     let finished = 0;
+    let ended = 0;
     let firstStarted: () => void = () => undefined;
     const someStarted = new Promise<void>((resolve) => (firstStarted = resolve));
     const { queues, workers } = await workersFor(actor, (a) => ({
       async writeFeedChunk(input: WriteFeedChunkInput) {
         started++;
         if (started >= 3) firstStarted();
-        // Slow writes, so cancellation arrives while several are in flight.
-        await new Promise((r) => setTimeout(r, 400));
-        const res = await a.writeFeedChunk(input);
-        finished++;
-        return res;
+        try {
+          // Slow writes, so cancellation arrives while the page is still being written.
+          await new Promise((r) => setTimeout(r, 700));
+          // A cancelled chunk stops here, before its first write.
+          const res = await a.writeFeedChunk(input);
+          finished++;
+          return res;
+        } finally {
+          ended++;
+        }
       },
     }));
     const outcome = await withWorkers(workers, async () => {
       const handle = await env.client.workflow.start(FANOUT_WORKFLOW_TYPE, {
         taskQueue: queues.workflow,
         workflowId: `fanout-add-${actor}-a1`,
-        // One page: no prefetched page read is in flight when the cancel arrives. (The Java test
-        // server rejects a cancel of an activity that completed in the meantime, ACTIVITY_UNKNOWN,
-        // and the run hangs; the real server records such a cancel and moves on.)
-        args: [fanoutInput(actor, `${actor}-a1`, queues, { maxInFlight: 4, pageSize: 2000 })],
+        // One page, written by the fanout itself as local activities (14 s at this pace). The
+        // worker reports them to the server, and hears of the cancel, when its workflow task
+        // nears its timeout (80% of 10 s) if not before.
+        args: [fanoutInput(actor, `${actor}-a1`, queues, { maxInFlight: 1, pageSize: 2000 })],
       });
       await someStarted;
       await handle.cancel();
       const err = await handle.result().then(() => null, (e: unknown) => e);
       // Read the counters the moment the run has closed, before the workers stop.
-      return { err, startedAtClose: started, finishedAtClose: finished, status: (await handle.describe()).status.name };
+      return { err, startedAtClose: started, endedAtClose: ended, finishedAtClose: finished, status: (await handle.describe()).status.name };
     });
+    // Anything still running would write now.
+    await new Promise((r) => setTimeout(r, 1500));
     expect(outcome.err).toBeInstanceOf(WorkflowFailedError);
     expect(outcome.status).toBe('CANCELLED');
     expect(outcome.startedAtClose).toBeGreaterThanOrEqual(3);
     expect(outcome.startedAtClose).toBeLessThan(20); // stopped early: 2000 followers is 20 chunks
-    // No chunk was still writing when the run closed, and none started afterwards.
-    expect(outcome.finishedAtClose).toBe(outcome.startedAtClose);
+    // No chunk was still running when the run closed (each had written, or stopped unwritten at
+    // the cancel), none started afterwards, and nothing was written after the close.
+    expect(outcome.endedAtClose).toBe(outcome.startedAtClose);
     expect(started).toBe(outcome.startedAtClose);
+    expect(finished).toBe(outcome.finishedAtClose);
     const written = await timelineOwners(`${actor}-a1`);
     expect(written.length).toBe(outcome.finishedAtClose * 100);
   });

@@ -1,8 +1,8 @@
 /**
  * Deploys that change workflow code: every recorded history (test/replay/histories/, one per shape
  * of run the project makes: a fanout across continue-as-new, a removal, a scheduled post, a failed
- * fanout, each from before the priority passes and by them, the HIGH and LOW passes across
- * continue-as-new, a follow, a follow across continue-as-new and a long follow run from before that
+ * fanout, each from before the priority passes and by them (a fanout of one page written inline),
+ * the HIGH and LOW passes across continue-as-new, a follow, a follow across continue-as-new and a long follow run from before that
  * change, an import across continue-as-new, a share, a trickle round) is replayed with
  * today's workflow code by the SDK's replayer. A change that would make runs in flight during a
  * deploy fail (a non-deterministic change) fails here; guard it with `patched()` (see the README's
@@ -41,6 +41,8 @@ describe('replaying recorded histories with the current workflow code', () => {
     // Fanouts from before the priority passes (page by page) and by them, with both passes across continue-as-new.
     expect(files.filter((f) => f.startsWith('fanout-add-continue-as-new.run')).length).toBeGreaterThanOrEqual(2);
     expect(files).toContain('fanout-passes.json');
+    // A fanout of one page, written inline (its chunks local activities of the fanout itself).
+    expect(files).toContain('fanout-inline-failed.json');
     expect(files.filter((f) => f.startsWith('fanout-pass-high.run')).length).toBeGreaterThanOrEqual(2);
     expect(files.filter((f) => f.startsWith('fanout-pass-low.run')).length).toBeGreaterThanOrEqual(2);
     expect(files.filter((f) => f.startsWith('import-continue-as-new.run')).length).toBeGreaterThanOrEqual(2);
