@@ -1,63 +1,40 @@
 /**
- * `npm run bench [-- --followers N] [--page-size P] [--chunk-size C] [--in-flight F] [--store mongodb|ferretdb]`
+ * `npm run bench [-- --followers N] [--page-size P] [--chunk-size C] [--in-flight F] [--store mongodb|ferretdb]
+ *  [--stream-rate R] [--no-stream]`
  *
- * Fans one activity out to N followers (default 100,000) on a local stack, then removes it again,
- * and prints for each phase the CPU time per 1,000 feed entries (the headline: every process this
- * script started, plus itself; stable from run to run), entries per second and history events,
- * beside baselines measured in the same run on the same store:
- * - the fanout with the durable write concern (journaled, majority; the project's default) and
- *   with the driver's default (`w: 1`, "before"), to show what durability costs;
- * - the same job without Temporal: reading the followers page by page from the same follower
- *   source, then the same writes: what Temporal costs;
+ * Fans one activity out to N followers (default 100,000; 1 in 4 active) on a local stack, then
+ * removes it again, and prints for each phase the CPU time per 1,000 feed entries (the headline:
+ * every process this script started, plus itself; stable from run to run), entries per second,
+ * history events and the workers' peak RSS, beside baselines measured in the same run on the same
+ * store:
+ * - the fanout as it runs by default (a HIGH pass then a LOW pass, chunks as local activities)
+ *   and as it ran before (`chunksAsActivities`: page by page, one activity task per chunk), both
+ *   durable; with each, when every active follower had the entry and when all had it, seen from
+ *   the acknowledged writes (HIGH-first);
+ * - the default fanout with the driver's default write concern (`w: 1`): what durability costs;
+ * - the same job without Temporal: the same follower pages, the same writes: what Temporal costs;
  * - raw writes: the same entries with plain batched driver writes (same chunk size, same
- *   parallelism, ids in memory), durable and before;
- * - the removal: the sweep of the activity's entries by activity id.
- *
- * Starts its own Temporal dev server and store (`--store`, or `FANOUT_STORE`: mongod where it
- * runs, else FerretDB) in a temp directory, unless TEMPORAL_ADDRESS / MONGODB_URI are set.
- * Trimming is off on all sides (trimChance 0): it is separate work. */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { MongoClient, type WriteConcernSettings } from 'mongodb';
+ *   parallelism, ids in memory), durable and `w: 1`;
+ * - the removal: the sweep of the activity's entries by activity id;
+ * - HIGH under load: another fanout of N while a stream of 1,000-follower fanouts arrives
+ *   (`--stream-rate` per second, default 2): the time from `addActivity` returning until all of
+ *   a small fanout's active followers have it, p50 / p95 / max.
+ * Trimming is off on all sides (trimChance 0): it is separate work.
+ * @module
+ */
+import type { WriteConcernSettings } from 'mongodb';
 import { FeedClient } from '../src/client';
-import { type ManagedServer, startStore, startTemporalDevServer, storeBinary, toolsAndStore } from '../src/dev/local-stack';
 import { FanoutOperation } from '../src/model/constants';
-import { FANOUT_DEFAULTS, type FanoutProgress } from '../src/model/fanout';
+import { FANOUT_DEFAULTS, type FanoutOptions, type FanoutProgress } from '../src/model/fanout';
 import { DURABLE_WRITE_CONCERN } from '../src/storage/durability';
 import { MongoFollowerSource } from '../src/followers/mongo-follower-source';
 import { FeedStore } from '../src/storage/feed-store';
 import { insertManyIgnoringDuplicates } from '../src/storage/insert';
 import { createWorkers } from '../src/worker/workers';
 import { seedFollowers } from '../test/utils/graph';
-import { cpuBetween, type CpuSample, sampleCpu } from './cpu';
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const n = Number(process.argv[i + 1]);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${process.argv[i + 1]}"`);
-  return n;
-}
-
-/** One measured phase. */
-interface Measured {
-  written: number;
-  seconds: number;
-  rate: number;
-  cpu: CpuSample;
-}
-
-/** Runs `phase` (which returns the entries it wrote) and measures its wall time and CPU. */
-async function measure(pids: Record<string, number | undefined>, phase: () => Promise<number>): Promise<Measured> {
-  const start = Date.now();
-  const cpuStart = sampleCpu(pids);
-  const written = await phase();
-  const seconds = (Date.now() - start) / 1000;
-  return { written, seconds, rate: written / seconds, cpu: cpuBetween(cpuStart, sampleCpu(pids)) };
-}
+import { coresBusy, measure, type Measured, perThousand, perThousandAll, printTable } from './cpu';
+import { arg, type BenchStack, fanoutHistory } from './stack';
+import { percentile, WriteTracker } from './tracker';
 
 /** At most `limit` writes at once, as the fanout's `maxInFlight`; counts what they wrote. */
 class BoundedWrites {
@@ -83,216 +60,222 @@ class BoundedWrites {
   }
 }
 
-/** CPU milliseconds `name` used per 1,000 entries. */
-function perThousand(cpu: CpuSample, name: string, entries: number): string {
-  const seconds = cpu[name];
-  return seconds === undefined || Number.isNaN(seconds) || entries === 0 ? '-' : ((seconds * 1e6) / entries).toFixed(0);
+/** A fanout phase: what was measured, and when its followers had the entry (s after `addActivity` returned). */
+interface FanoutRun extends Measured {
+  workflowId: string;
+  summary: FanoutProgress;
+  allHighSeconds: number;
+  allSeconds: number;
 }
 
-/** CPU milliseconds all sampled processes together used per 1,000 entries. */
-function perThousandAll(cpu: CpuSample, entries: number): string {
-  const total = Object.values(cpu).filter((v) => !Number.isNaN(v)).reduce((a, b) => a + b, 0);
-  return entries === 0 ? '-' : ((total * 1e6) / entries).toFixed(0);
-}
-
-/** Average number of cores the sampled processes kept busy over `seconds`. */
-function coresBusy(cpu: CpuSample, seconds: number): string {
-  const total = Object.values(cpu).filter((v) => !Number.isNaN(v)).reduce((a, b) => a + b, 0);
-  return (total / seconds).toFixed(2);
-}
-
-async function main(): Promise<void> {
+/** Fans one activity out to N followers and prints the figures; see the module comment. */
+export async function fanoutBench(stack: BenchStack): Promise<void> {
+  const { db, pids, temporal, nativeConnection } = stack;
   const followers = arg('followers', 100_000);
   const pageSize = arg('page-size', FANOUT_DEFAULTS.pageSize);
   const chunkSize = arg('chunk-size', FANOUT_DEFAULTS.chunkSize);
   const maxInFlight = arg('in-flight', FANOUT_DEFAULTS.maxInFlight);
-  const storeAt = process.argv.indexOf('--store');
-  const { tools, store: storeKindArg } = toolsAndStore(storeAt < 0 ? undefined : (process.argv[storeAt + 1] ?? '(nothing)'), '--store');
-  // Errors only: activity-only workers warn that they poll no workflows, which is the point here.
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const streamRate = arg('stream-rate', 2);
+  const stream = !process.argv.includes('--no-stream');
+  const feeds = { timeline: { trimChance: 0, fanout: true }, user: { trimChance: 0 }, raw: { trimChance: 0 }, plain: { trimChance: 0 } };
+  // "w:1" = the driver's default write concern (no journal wait): what the project used until
+  // acknowledged writes had to survive a crash of the database process.
+  const concerns = { durable: DURABLE_WRITE_CONCERN, w1: { w: 1 } } satisfies Record<string, WriteConcernSettings>;
+  const stores = { durable: new FeedStore(db, { feeds }), w1: new FeedStore(db, { feeds, writeConcern: concerns.w1 }) };
+  await stores.durable.ensureIndexes();
 
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'feed-fanout-bench-'));
-  const servers: ManagedServer[] = [];
-  // Processes whose CPU time is reported (only those this script started).
-  const pids: Record<string, number | undefined> = {};
-  try {
-    let temporalAddress = process.env.TEMPORAL_ADDRESS;
-    if (!temporalAddress) {
-      servers.push(await startTemporalDevServer({ logFile: path.join(dir, 'temporal.log'), cli: tools.temporalCli, dbFile: path.join(dir, 'temporal.db'), sqlitePragmas: ['journal_mode=wal', 'synchronous=normal'] }));
-      temporalAddress = servers[servers.length - 1]!.address;
-      pids.temporal = servers[servers.length - 1]!.process.pid;
-    }
-    let mongodbUri = process.env.MONGODB_URI;
-    let storeName = 'MONGODB_URI';
-    if (!mongodbUri && storeKindArg) {
-      const server = await startStore(storeKindArg, { dataDir: path.join(dir, 'store'), logFile: path.join(dir, 'store.log'), binary: storeBinary(tools, storeKindArg) });
-      servers.push(server);
-      mongodbUri = server.address;
-      pids[storeKindArg] = server.process.pid;
-      storeName = storeKindArg === 'mongodb' ? 'mongod 6.0' : 'FerretDB 1.24 (SQLite)';
-    }
-    const mongo = await MongoClient.connect(mongodbUri!);
-    const db = mongo.db(`bench_${Date.now()}`);
-    const feeds = { timeline: { trimChance: 0, fanout: true }, user: { trimChance: 0 }, raw: { trimChance: 0 }, plain: { trimChance: 0 } };
-    // "before" = the driver's default write concern ({w: 1}, no journal wait): what the project
-    // used until acknowledged writes had to survive a crash of the database process.
-    const concerns = { durable: DURABLE_WRITE_CONCERN, before: { w: 1 } } satisfies Record<string, WriteConcernSettings>;
-    const stores = { durable: new FeedStore(db, { feeds }), before: new FeedStore(db, { feeds, writeConcern: concerns.before }) };
-    await stores.durable.ensureIndexes();
+  console.log(`bench: seeding ${followers} followers ...`);
+  const seedStart = Date.now();
+  const seeded = await seedFollowers(db, 'bench-actor', followers, { prefix: 'bf', activeEvery: 4 });
+  // The small fanouts of the stream: 1,000 followers each, 1 in 4 active.
+  const small = await seedFollowers(db, 'small-actor', 1_000, { prefix: 'sf', activeEvery: 4 });
+  await seedFollowers(db, 'warm-actor', 6_000, { prefix: 'wf', activeEvery: 4 });
+  console.log(`bench: seeded in ${((Date.now() - seedStart) / 1000).toFixed(1)} s`);
+  const active = new Set([...seeded.high, ...small.high]);
+  const tracker = new WriteTracker((id) => active.has(id));
 
-    console.log(`bench: seeding ${followers} followers ...`);
-    const seedStart = Date.now();
-    const seeded = await seedFollowers(db, 'bench-actor', followers, { prefix: 'bf', activeEvery: 4 });
-    console.log(`bench: seeded in ${((Date.now() - seedStart) / 1000).toFixed(1)} s`);
+  const time = new Date();
+  const writeChunk = (store: FeedStore, feedType: string, activityId: string, owners: string[]) =>
+    insertManyIgnoringDuplicates(
+      store.feed(feedType),
+      owners.map((owner) => ({ _id: `${owner}/${activityId}`, owner, activityId, actor: 'bench-actor', time })),
+    );
 
-    const time = new Date();
-    const writeChunk = (store: FeedStore, feedType: string, activityId: string, owners: string[]) =>
-      insertManyIgnoringDuplicates(
-        store.feed(feedType),
-        owners.map((owner) => ({ _id: `${owner}/${activityId}`, owner, activityId, actor: 'bench-actor', time })),
-      );
-
-    // Baseline: the same entries, same chunking and parallelism, plain driver writes, follower
-    // ids already in memory.
-    const rawPhase = (concern: keyof typeof stores) =>
-      measure(pids, async () => {
-        const writes = new BoundedWrites(maxInFlight);
-        for (let i = 0; i < seeded.all.length; i += chunkSize) {
-          const chunk = seeded.all.slice(i, i + chunkSize);
-          await writes.add(() => writeChunk(stores[concern], 'raw', `raw-${concern}`, chunk));
-        }
-        return writes.finish();
-      });
-    const rawBefore = await rawPhase('before');
-    const raw = await rawPhase('durable');
-
-    // The same job as the fanout without Temporal: read the followers page by page from the same
-    // follower source, split by priority, write the chunks. What the store alone allows.
-    const plain = await measure(pids, async () => {
-      const source = new MongoFollowerSource(db);
+  // Baseline: the same entries, same chunking and parallelism, plain driver writes, follower
+  // ids already in memory.
+  const rawPhase = (concern: keyof typeof stores) =>
+    measure(pids, async () => {
       const writes = new BoundedWrites(maxInFlight);
-      const read = (cursor: string | null) => source.getFollowerPage({ userId: 'bench-actor', cursor, limit: pageSize, walkId: 'bench-plain' });
-      let nextPage = read(null);
-      for (;;) {
-        const page = await nextPage;
-        if (page.nextCursor !== null) nextPage = read(page.nextCursor);
-        for (const ids of [page.high, page.low]) {
-          for (let i = 0; i < ids.length; i += chunkSize) await writes.add(() => writeChunk(stores.durable, 'plain', 'plain-1', ids.slice(i, i + chunkSize)));
-        }
-        if (page.nextCursor === null) break;
+      for (let i = 0; i < seeded.all.length; i += chunkSize) {
+        const chunk = seeded.all.slice(i, i + chunkSize);
+        await writes.add(() => writeChunk(stores[concern], 'raw', `raw-${concern}`, chunk));
       }
       return writes.finish();
     });
+  console.log('bench: raw writes ...');
+  const rawW1 = await rawPhase('w1');
+  const raw = await rawPhase('durable');
 
-    // The fanout through Temporal, workers in this process, once per write concern.
-    const connection = await Connection.connect({ address: temporalAddress });
-    const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
-    const temporal = new Client({ connection });
-    const workflowIds: string[] = [];
-    const summaries: FanoutProgress[] = [];
-    const withWorkers = async (concern: keyof typeof stores, fn: (client: FeedClient) => Promise<Measured>): Promise<Measured> => {
-      const workers = await createWorkers({ connection: nativeConnection, db, feedStore: { feeds, writeConcern: concerns[concern] } });
-      const running = Promise.all(workers.map((w) => w.run()));
-      try {
-        return await fn(new FeedClient({ temporal, db, feeds, writeConcern: concerns[concern], fanout: { pageSize, chunkSize, maxInFlight } }));
-      } finally {
-        workers.forEach((w) => w.shutdown());
-        await running;
+  // The same job as the fanout without Temporal: read the followers page by page from the same
+  // follower source, split by priority, write the chunks. What the store alone allows.
+  console.log('bench: the same job without Temporal ...');
+  const plain = await measure(pids, async () => {
+    const source = new MongoFollowerSource(db);
+    const writes = new BoundedWrites(maxInFlight);
+    const read = (cursor: string | null) => source.getFollowerPage({ userId: 'bench-actor', cursor, limit: pageSize, walkId: 'bench-plain' });
+    let nextPage = read(null);
+    for (;;) {
+      const page = await nextPage;
+      if (page.nextCursor !== null) nextPage = read(page.nextCursor);
+      for (const ids of [page.high, page.low]) {
+        for (let i = 0; i < ids.length; i += chunkSize) await writes.add(() => writeChunk(stores.durable, 'plain', 'plain-1', ids.slice(i, i + chunkSize)));
       }
-    };
-    const fanoutPhase = (concern: keyof typeof stores, activityId: string) =>
-      withWorkers(concern, (client) =>
-        measure(pids, async () => {
-          const added = await client.addActivity({ id: activityId, actor: 'bench-actor', verb: 'post', object: activityId });
-          workflowIds.push(added.workflowId);
-          const summary = await client.waitForFanout(added.activityId);
-          summaries.push(summary);
-          return summary.high.entriesChanged + summary.low.entriesChanged;
-        }),
-      );
-    // Warm-up (not measured): one small fanout per write concern, so neither measured phase pays
-    // for JIT compilation, the workflow bundle or the first connections.
-    await seedFollowers(db, 'warm-actor', 2_000, { prefix: 'wf', activeEvery: 4 });
-    for (const concern of ['before', 'durable'] as const) {
-      await withWorkers(concern, async (client) => {
-        await client.addActivity({ id: `warm-${concern}`, actor: 'warm-actor', verb: 'post', object: 'warm' });
-        await client.waitForFanout(`warm-${concern}`);
-        return { written: 0, seconds: 0, rate: 0, cpu: {} };
+      if (page.nextCursor === null) break;
+    }
+    return writes.finish();
+  });
+
+  // The fanout through Temporal, workers in this process (the default queue plan: workflows,
+  // high-fanout and low-fanout).
+  const withWorkers = async <T>(concern: keyof typeof stores, fn: (client: FeedClient) => Promise<T>): Promise<T> => {
+    const workers = await createWorkers({ connection: nativeConnection, db, feedStore: { feeds, writeConcern: concerns[concern] }, wrapActivities: tracker.wrap });
+    const running = Promise.all(workers.map((w) => w.run()));
+    try {
+      return await fn(new FeedClient({ temporal, db, feeds, writeConcern: concerns[concern], fanout: { pageSize, chunkSize, maxInFlight } }));
+    } finally {
+      workers.forEach((w) => w.shutdown());
+      await running;
+    }
+  };
+  /** One fanout to the N followers, with the HIGH-first times from the acknowledged writes. */
+  const fanOut = async (client: FeedClient, activityId: string, options: FanoutOptions, during?: () => Promise<void>): Promise<FanoutRun> => {
+    let workflowId = '';
+    let summary: FanoutProgress | undefined;
+    let addedAt = 0;
+    const m = await measure(pids, async () => {
+      tracker.expect(activityId, seeded.high.length);
+      const added = await client.addActivity({ id: activityId, actor: 'bench-actor', verb: 'post', object: activityId }, options);
+      addedAt = Date.now();
+      workflowId = added.workflowId;
+      const done = client.waitForFanout(added.activityId);
+      if (during) await during();
+      summary = await done;
+      return summary.high.entriesChanged + summary.low.entriesChanged;
+    });
+    const w = tracker.get(activityId);
+    const since = (t: number | null | undefined) => (t == null ? Number.NaN : (t - addedAt) / 1000);
+    return { ...m, workflowId, summary: summary!, allHighSeconds: since(w?.allHighAt), allSeconds: since(w?.lastAt) };
+  };
+  const fanoutPhase = (concern: keyof typeof stores, activityId: string, options: FanoutOptions = {}) => {
+    console.log(`bench: fanout ${activityId} ...`);
+    return withWorkers(concern, (client) => fanOut(client, activityId, options));
+  };
+
+  // Warm-up (not measured): each shape once per write concern, so no measured phase pays for JIT
+  // compilation, the workflow bundle or the first connections.
+  for (const concern of ['w1', 'durable'] as const) {
+    await withWorkers(concern, async (client) => {
+      for (const [i, options] of [{}, { pageSize: 1000 }, { chunksAsActivities: true }].entries()) {
+        await client.addActivity({ id: `warm-${concern}-${i}`, actor: 'warm-actor', verb: 'post', object: 'warm' }, options);
+        await client.waitForFanout(`warm-${concern}-${i}`);
+      }
+    });
+  }
+  const fanout = await fanoutPhase('durable', 'bench-1');
+  const legacy = await fanoutPhase('durable', 'bench-legacy', { chunksAsActivities: true });
+  const fanoutW1 = await fanoutPhase('w1', 'bench-w1');
+  // Checked outside the timing (a count scans the collection on FerretDB): every follower has
+  // the entry once. The unique `_id` rules out duplicates; this rules out losses.
+  const inTimelines = await stores.durable.feed('timeline').countDocuments({ activityId: 'bench-1' });
+  if (inTimelines !== followers || [fanout, legacy, fanoutW1, plain, raw, rawW1].some((m) => m.written !== followers)) {
+    throw new Error(`expected ${followers} entries everywhere: fanout wrote ${fanout.written} (timelines hold ${inTimelines}), before the passes ${legacy.written}, w:1 ${fanoutW1.written}, same job ${plain.written}, raw ${raw.written}`);
+  }
+  // Removing the activity again: the sweep by activity id, durable.
+  console.log('bench: removal ...');
+  let removalId = '';
+  const removal = await withWorkers('durable', (client) =>
+    measure(pids, async () => {
+      const started = await client.removeActivity('bench-1');
+      removalId = started.workflowId;
+      const summary = await client.waitForFanout('bench-1', FanoutOperation.REMOVE);
+      return summary.low.entriesChanged;
+    }),
+  );
+  const left = await stores.durable.feed('timeline').countDocuments({ activityId: 'bench-1' });
+  if (left !== 0 || removal.written !== followers) throw new Error(`removal left ${left} entries (removed ${removal.written})`);
+
+  // HIGH under load: small fanouts arrive at a fixed rate while a large one runs.
+  let underLoad: { big: FanoutRun; latencies: number[]; firstHigh: number[]; posts: number } | null = null;
+  if (stream) {
+    console.log(`bench: fanout of ${followers} with a stream of 1,000-follower fanouts, ${streamRate}/s ...`);
+    underLoad = await withWorkers('durable', async (client) => {
+      const posts: Array<{ id: string; addedAt: number; done: Promise<unknown> }> = [];
+      let bigDone = false;
+      const big = await fanOut(client, 'bench-big', {}, async () => {
+        const next = Date.now();
+        for (let i = 0; !bigDone; i++) {
+          const id = `small-${i}`;
+          tracker.expect(id, small.high.length);
+          const added = await client.addActivity({ id, actor: 'small-actor', verb: 'post', object: id });
+          posts.push({ id, addedAt: Date.now(), done: client.waitForFanout(added.activityId) });
+          await new Promise((r) => setTimeout(r, Math.max(0, next + ((i + 1) * 1000) / streamRate - Date.now())));
+          // Stop once the large fanout's last write is in (checked from the writes seen).
+          bigDone = tracker.get('bench-big')?.lastAt != null && (tracker.get('bench-big')!.written >= followers);
+        }
       });
-    }
-    const fanoutBefore = await fanoutPhase('before', 'bench-before');
-    const fanout = await fanoutPhase('durable', 'bench-1');
-    // Checked outside the timing (a count scans the collection on FerretDB): every follower has
-    // the entry once. The unique `_id` rules out duplicates; this rules out losses.
-    const inTimelines = await stores.durable.feed('timeline').countDocuments({ activityId: 'bench-1' });
-    if (inTimelines !== followers || [fanout, fanoutBefore, plain, raw, rawBefore].some((m) => m.written !== followers)) {
-      throw new Error(`expected ${followers} entries everywhere: fanout wrote ${fanout.written} (timelines hold ${inTimelines}), same job ${plain.written}, raw ${raw.written}`);
-    }
-    // Removing the activity again: the sweep by activity id, durable.
-    const removal = await withWorkers('durable', (client) =>
-      measure(pids, async () => {
-        const started = await client.removeActivity('bench-1');
-        workflowIds.push(started.workflowId);
-        const summary = await client.waitForFanout('bench-1', FanoutOperation.REMOVE);
-        return summary.low.entriesChanged;
-      }),
-    );
-    const left = await stores.durable.feed('timeline').countDocuments({ activityId: 'bench-1' });
-    if (left !== 0 || removal.written !== followers) throw new Error(`removal left ${left} entries (removed ${removal.written})`);
+      await Promise.all(posts.map((p) => p.done));
+      const since = (p: (typeof posts)[number], t: number | null | undefined) => (t == null ? Number.NaN : (t - p.addedAt) / 1000);
+      return {
+        big,
+        posts: posts.length,
+        latencies: posts.map((p) => since(p, tracker.get(p.id)?.allHighAt)),
+        firstHigh: posts.map((p) => since(p, tracker.get(p.id)?.firstHighAt)),
+      };
+    });
+  }
 
-    const history = new Map<string, { events: number; runs: number }>();
-    for (const workflowId of workflowIds) {
-      const h = { events: 0, runs: 0 };
-      for await (const run of temporal.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
-        h.runs++;
-        h.events += run.historyLength;
-      }
-      history.set(workflowId, h);
-    }
-    const [before, after] = summaries as [FanoutProgress, FanoutProgress];
-    const phases: Array<[string, Measured]> = [
-      ['fanout, durable', fanout],
-      ['fanout, before (w:1)', fanoutBefore],
-      ['same job, no Temporal', plain],
-      ['raw writes, durable', raw],
-      ['raw writes, before (w:1)', rawBefore],
-      ['removal (sweep), durable', removal],
-    ];
-    const row = (metric: string, cell: (m: Measured) => string): string[] => [metric, ...phases.map(([, m]) => cell(m))];
-    const h = (id: string, pick: (x: { events: number; runs: number }) => number) => String(pick(history.get(id) ?? { events: 0, runs: 0 }));
-    const processNames = Object.keys(fanout.cpu);
-    const rows: string[][] = [
-      // The headline: CPU per 1,000 entries, all processes together (stable from run to run).
-      row('**CPU ms / 1,000 entries, all-in**', (m) => `**${perThousandAll(m.cpu, m.written)}**`),
-      ...processNames.map((name) => row(`CPU ms / 1,000 entries: ${name}`, (m) => perThousand(m.cpu, name, m.written))),
-      row('entries / s', (m) => m.rate.toFixed(0)),
-      row('entries', (m) => String(m.written)),
-      row('wall time (s)', (m) => m.seconds.toFixed(1)),
-      row('cores busy (these processes)', (m) => coresBusy(m.cpu, m.seconds)),
-      ['history events (all runs)', h(workflowIds[1]!, (x) => x.events), h(workflowIds[0]!, (x) => x.events), '-', '-', '-', h(workflowIds[2]!, (x) => x.events)],
-      ['workflow runs', h(workflowIds[1]!, (x) => x.runs), h(workflowIds[0]!, (x) => x.runs), '-', '-', '-', h(workflowIds[2]!, (x) => x.runs)],
-      ['failed chunks', String(after.high.chunksFailed + after.low.chunksFailed), String(before.high.chunksFailed + before.low.chunksFailed), '-', '-', '-', '-'],
-    ];
-    console.log(`\nbench: ${followers} followers, pageSize ${pageSize}, chunkSize ${chunkSize}, maxInFlight ${maxInFlight}, store ${storeName}`);
-    console.log(`| metric | ${phases.map(([name]) => name).join(' | ')} |`);
-    console.log(`|---|${phases.map(() => '---:').join('|')}|`);
-    for (const r of rows) console.log(`| ${r.join(' | ')} |`);
-    const cpuAll = (m: Measured) => Number(perThousandAll(m.cpu, m.written));
-    console.log(`\nheadline: fanout ${cpuAll(fanout)} ms CPU per 1,000 entries durable, ${cpuAll(fanoutBefore)} before (w:1); ${fanout.rate.toFixed(0)} vs ${fanoutBefore.rate.toFixed(0)} entries/s`);
-    console.log(`durability costs the fanout ${(cpuAll(fanout) - cpuAll(fanoutBefore)).toFixed(0)} ms CPU per 1,000 entries and ${(100 * (1 - fanout.rate / fanoutBefore.rate)).toFixed(0)}% of its entries/s (raw writes: ${(100 * (1 - raw.rate / rawBefore.rate)).toFixed(0)}%)`);
-    console.log(`fanout / raw (both durable): ${(fanout.rate / raw.rate).toFixed(2)} of the entries/s, ${(cpuAll(fanout) / cpuAll(raw)).toFixed(1)}x the CPU per entry`);
-
-    await db.dropDatabase();
-    await mongo.close();
-    await connection.close();
-    await nativeConnection.close();
-  } finally {
-    await Promise.all(servers.map((s) => s.stop()));
-    rmSync(dir, { recursive: true, force: true });
+  const historyOf = (workflowId: string) => fanoutHistory(temporal, workflowId);
+  const fanoutPhases: Array<[string, FanoutRun]> = [
+    ['fanout (passes), durable', fanout],
+    ['fanout before the passes (chunksAsActivities), durable', legacy],
+    ['fanout (passes), w:1', fanoutW1],
+  ];
+  const phases: Array<[string, Measured]> = [...fanoutPhases, ['same job, no Temporal, durable', plain], ['raw writes, durable', raw], ['raw writes, w:1', rawW1], ['removal (sweep), durable', removal]];
+  const histories = await Promise.all([...fanoutPhases.map(([, r]) => historyOf(r.workflowId)), historyOf(removalId)]);
+  const historyCells = (pick: (h: { events: number; runs: number }) => number) => [...histories.slice(0, 3).map((h) => String(pick(h))), '-', '-', '-', String(pick(histories[3]!))];
+  const row = (metric: string, cell: (m: Measured) => string): string[] => [metric, ...phases.map(([, m]) => cell(m))];
+  const fanoutRow = (metric: string, cell: (r: FanoutRun) => string): string[] => [metric, ...fanoutPhases.map(([, r]) => cell(r)), '-', '-', '-', '-'];
+  const processNames = Object.keys(fanout.cpu);
+  const s = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(1));
+  console.log(`\nbench: ${followers} followers (1 in 4 active), pageSize ${pageSize}, chunkSize ${chunkSize}, maxInFlight ${maxInFlight}, store ${stack.storeName}`);
+  printTable(['metric', ...phases.map(([name]) => name)], [
+    // The headline: CPU per 1,000 entries, all processes together (stable from run to run).
+    row('**CPU ms / 1,000 entries, all-in**', (m) => `**${perThousandAll(m.cpu, m.written)}**`),
+    ...processNames.map((name) => row(`CPU ms / 1,000 entries: ${name}`, (m) => perThousand(m.cpu, name, m.written))),
+    row('entries / s', (m) => m.rate.toFixed(0)),
+    row('entries', (m) => String(m.written)),
+    row('wall time (s)', (m) => m.seconds.toFixed(1)),
+    row('cores busy (these processes)', (m) => coresBusy(m.cpu, m.seconds)),
+    row('RSS of this process at start / peak (MB)', (m) => `${m.startRssMb.toFixed(0)} / ${m.peakRssMb.toFixed(0)}`),
+    fanoutRow('all active followers written (s after addActivity)', (r) => s(r.allHighSeconds)),
+    fanoutRow('all followers written (s after addActivity)', (r) => s(r.allSeconds)),
+    fanoutRow('active followers served at (% of the total time)', (r) => `${((100 * r.allHighSeconds) / r.allSeconds).toFixed(0)}%`),
+    ['history events (all runs)', ...historyCells((h) => h.events)],
+    ['workflow runs', ...historyCells((h) => h.runs)],
+    fanoutRow('failed chunks', (r) => String(r.summary.high.chunksFailed + r.summary.low.chunksFailed)),
+  ]);
+  const cpuAll = (m: Measured) => Number(perThousandAll(m.cpu, m.written));
+  console.log(`\nheadline: fanout ${cpuAll(fanout)} ms CPU per 1,000 entries (durable), ${cpuAll(legacy)} before the passes; ${fanout.rate.toFixed(0)} vs ${legacy.rate.toFixed(0)} entries/s`);
+  console.log(`HIGH first: every active follower ${s(fanout.allHighSeconds)} s after addActivity, everyone ${s(fanout.allSeconds)} s: ${((100 * fanout.allHighSeconds) / fanout.allSeconds).toFixed(0)}% (before the passes: ${((100 * legacy.allHighSeconds) / legacy.allSeconds).toFixed(0)}%)`);
+  console.log(`durability costs the fanout ${(cpuAll(fanout) - cpuAll(fanoutW1)).toFixed(0)} ms CPU per 1,000 entries and ${(100 * (1 - fanout.rate / fanoutW1.rate)).toFixed(0)}% of its entries/s (raw writes: ${(100 * (1 - raw.rate / rawW1.rate)).toFixed(0)}%)`);
+  console.log(`fanout / same job without Temporal: ${(fanout.rate / plain.rate).toFixed(2)} of the entries/s, ${(cpuAll(fanout) / cpuAll(plain)).toFixed(1)}x the CPU per entry; / raw writes: ${(cpuAll(fanout) / cpuAll(raw)).toFixed(1)}x`);
+  if (underLoad) {
+    const { big, latencies, firstHigh, posts } = underLoad;
+    const ms = (x: number) => (Number.isNaN(x) ? '-' : `${(x * 1000).toFixed(0)} ms`);
+    const f = (xs: number[]) => `p50 ${ms(percentile(xs, 50))}, p95 ${ms(percentile(xs, 95))}, max ${ms(Math.max(...xs))}`;
+    console.log(`\nHIGH under load: ${posts} fanouts of 1,000 followers (250 active) at ${streamRate}/s during a fanout of ${followers} (${big.seconds.toFixed(1)} s, ${perThousandAll(big.cpu, big.written)} ms CPU / 1,000 entries with the stream)`);
+    console.log(`  addActivity returned -> all active followers written: ${f(latencies)}`);
+    console.log(`  addActivity returned -> first active follower written: ${f(firstHigh)}`);
+    console.log(`  the large fanout: all active followers ${s(big.allHighSeconds)} s, everyone ${s(big.allSeconds)} s`);
   }
 }
-
-main().catch((err) => {
-  console.error(`bench failed: ${err instanceof Error ? err.stack : String(err)}`);
-  process.exit(1);
-});

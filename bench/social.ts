@@ -1,0 +1,191 @@
+/**
+ * `npm run bench -- --workload social [--users U] [--accounts A] [--rate R] [--seconds S] [--concurrency C]`
+ *
+ * What an app runs: many small fanouts and a few huge ones. A generated graph of A accounts
+ * (default 120,000; 1 in 4 active) of which U (default 20,000) post, with a power-law follower
+ * count: the poster of rank r has max(10 + r mod 40, 120,000 / r^1.1) followers (scaled to A),
+ * so most have tens, the top few 10,000 to 120,000 (about 1.3 million edges by default). Posters
+ * are drawn uniformly (a seeded generator), so a post reaches about 65 followers on average.
+ *
+ * Two phases, each measured on its own: posts at a fixed rate (R per second for S seconds,
+ * default 20 for 30), then as fast as possible (C fanouts in flight, default 100, for S seconds).
+ * For each: posts per second completed, entries per second, CPU per 1,000 entries (all-in and
+ * per process), the time from `addActivity` returning until the first and until every active
+ * follower has the post (p50 / p95 / max, from the acknowledged writes), and history events per
+ * post (a sample of 50, passes included).
+ * @module
+ */
+import { FeedClient } from '../src/client';
+import type { FanoutProgress } from '../src/model/fanout';
+import { FollowStore } from '../src/storage/follow-store';
+import { FeedStore } from '../src/storage/feed-store';
+import { createWorkers } from '../src/worker/workers';
+import { measure, type Measured, perThousand, perThousandAll, printTable } from './cpu';
+import { arg, type BenchStack, fanoutHistory } from './stack';
+import { percentile, WriteTracker } from './tracker';
+
+/** A seeded generator (mulberry32): the same posts every run. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const accountId = (n: number) => `a${String(n).padStart(6, '0')}`;
+const isActive = (n: number) => n % 4 === 0;
+
+/** One post: when `addActivity` returned, and the fanout's result. */
+interface Post {
+  id: string;
+  workflowId: string;
+  poster: number;
+  addedAt: number;
+  done: Promise<FanoutProgress>;
+}
+
+/** A measured phase of posts. */
+interface PostPhase extends Measured {
+  posts: Post[];
+  /** Entries per post, and seconds from `addActivity` to the first / every active follower. */
+  firstHigh: number[];
+  allHigh: number[];
+}
+
+/** Runs the social workload and prints the figures; see the module comment. */
+export async function socialBench(stack: BenchStack): Promise<void> {
+  const { db, pids, temporal, nativeConnection } = stack;
+  const accounts = arg('accounts', 120_000);
+  const users = Math.min(arg('users', 20_000), accounts);
+  const rate = arg('rate', 20);
+  const seconds = arg('seconds', 30);
+  const concurrency = arg('concurrency', 100);
+  const feeds = { timeline: { trimChance: 0, fanout: true }, user: { trimChance: 0 } };
+  await new FeedStore(db, { feeds }).ensureIndexes();
+
+  // The graph: poster of rank r (account r - 1) is followed by a window of accounts.
+  const scale = accounts / 120_000;
+  const followerCount = (r: number) => Math.min(accounts - 1, Math.max(10 + (r % 40), Math.floor((120_000 * scale) / r ** 1.1)));
+  const window = (r: number) => {
+    const start = (r * 7919) % accounts;
+    const ids: number[] = [];
+    for (let k = 0; ids.length < followerCount(r); k++) {
+      const n = (start + k) % accounts;
+      if (n !== r - 1) ids.push(n);
+    }
+    return ids;
+  };
+  const activeFollowers: number[] = [0];
+  console.log(`social: seeding ${accounts} accounts, ${users} posters ...`);
+  const seedStart = Date.now();
+  const graph = new FollowStore(db);
+  await graph.setLastActive(Array.from({ length: accounts }, (_, n) => ({ userId: accountId(n), lastActiveAt: new Date(Date.now() - (isActive(n) ? 3_600_000 : 90 * 86_400_000)) })));
+  let edges = 0;
+  let batch: Array<{ follower: string; followee: string }> = [];
+  const inserting = new Set<Promise<unknown>>();
+  const flush = async () => {
+    const p = graph.followMany(batch, 5_000);
+    batch = [];
+    inserting.add(p);
+    void p.finally(() => inserting.delete(p));
+    if (inserting.size >= 4) await Promise.race(inserting);
+  };
+  for (let r = 1; r <= users; r++) {
+    const ids = window(r);
+    activeFollowers[r] = ids.filter(isActive).length;
+    edges += ids.length;
+    for (const n of ids) batch.push({ follower: accountId(n), followee: accountId(r - 1) });
+    if (batch.length >= 20_000) await flush();
+  }
+  await flush();
+  await Promise.all(inserting);
+  const counts = Array.from({ length: users }, (_, i) => followerCount(i + 1)).sort((a, b) => a - b);
+  console.log(`social: ${edges} follow edges in ${((Date.now() - seedStart) / 1000).toFixed(0)} s; followers per poster: median ${percentile(counts, 50)}, p99 ${percentile(counts, 99)}, max ${counts[counts.length - 1]}`);
+
+  const tracker = new WriteTracker((id) => isActive(Number(id.slice(1))));
+  const workers = await createWorkers({ connection: nativeConnection, db, feedStore: { feeds }, wrapActivities: tracker.wrap });
+  const running = Promise.all(workers.map((w) => w.run()));
+  const client = new FeedClient({ temporal, db, feeds });
+  const pick = random(42);
+  let seq = 0;
+  const post = async (phase: string): Promise<Post> => {
+    const poster = 1 + Math.floor(pick() * users);
+    const id = `${phase}-${seq++}`;
+    tracker.expect(id, activeFollowers[poster]!);
+    const added = await client.addActivity({ id, actor: accountId(poster - 1), verb: 'post', object: id });
+    return { id, workflowId: added.workflowId, poster, addedAt: Date.now(), done: client.waitForFanout(added.activityId) };
+  };
+  const finish = async (posts: Post[]): Promise<number> => (await Promise.all(posts.map((p) => p.done))).reduce((n, s) => n + s.high.entriesChanged + s.low.entriesChanged, 0);
+  const phase = async (run: (posts: Post[]) => Promise<void>): Promise<PostPhase> => {
+    const posts: Post[] = [];
+    const m = await measure(pids, async () => {
+      await run(posts);
+      return finish(posts);
+    });
+    const since = (p: Post, t: number | null | undefined) => (t == null ? Number.NaN : (t - p.addedAt) / 1000);
+    return {
+      ...m,
+      posts,
+      firstHigh: posts.map((p) => since(p, tracker.get(p.id)?.firstHighAt)).filter((x) => !Number.isNaN(x)),
+      allHigh: posts.map((p) => since(p, tracker.get(p.id)?.allHighAt)).filter((x) => !Number.isNaN(x)),
+    };
+  };
+  try {
+    console.log('social: warm-up (50 posts, not measured) ...');
+    await finish(await Promise.all(Array.from({ length: 50 }, () => post('warm'))));
+
+    console.log(`social: ${rate} posts/s for ${seconds} s ...`);
+    const fixed = await phase(async (posts) => {
+      const start = Date.now();
+      for (let i = 0; i < rate * seconds; i++) {
+        await new Promise((r) => setTimeout(r, Math.max(0, start + (i * 1000) / rate - Date.now())));
+        posts.push(await post('fixed'));
+      }
+    });
+    console.log(`social: as fast as possible, ${concurrency} fanouts in flight, for ${seconds} s ...`);
+    const fast = await phase(async (posts) => {
+      const end = Date.now() + seconds * 1000;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (Date.now() < end) {
+            const p = await post('fast');
+            posts.push(p);
+            await p.done;
+          }
+        }),
+      );
+    });
+
+    const phases: Array<[string, PostPhase]> = [[`fixed rate, ${rate} posts/s offered`, fixed], [`as fast as possible, ${concurrency} in flight`, fast]];
+    const historyPerPost: string[] = [];
+    for (const [, ph] of phases) {
+      const sample = ph.posts.filter((_, i) => i % Math.max(1, Math.floor(ph.posts.length / 50)) === 0).slice(0, 50);
+      const hs = await Promise.all(sample.map((p) => fanoutHistory(temporal, p.workflowId)));
+      const followersInSample = sample.reduce((n, p) => n + followerCount(p.poster), 0);
+      historyPerPost.push(`${(hs.reduce((n, h) => n + h.events, 0) / sample.length).toFixed(1)} (${followersInSample / sample.length} followers on average)`);
+    }
+    const ms = (x: number) => (Number.isNaN(x) ? '-' : (x * 1000).toFixed(0));
+    const row = (metric: string, cell: (p: PostPhase) => string) => [metric, ...phases.map(([, p]) => cell(p))];
+    console.log(`\nsocial: ${accounts} accounts, ${users} posters, ${edges} edges, store ${stack.storeName}`);
+    printTable(['metric', ...phases.map(([name]) => name)], [
+      row('**CPU ms / 1,000 entries, all-in**', (p) => `**${perThousandAll(p.cpu, p.written)}**`),
+      ...Object.keys(fixed.cpu).map((name) => row(`CPU ms / 1,000 entries: ${name}`, (p) => perThousand(p.cpu, name, p.written))),
+      row('posts', (p) => String(p.posts.length)),
+      row('posts / s completed (posts / wall time to the last done)', (p) => (p.posts.length / p.seconds).toFixed(1)),
+      row('entries / s', (p) => p.rate.toFixed(0)),
+      row('entries', (p) => String(p.written)),
+      row('CPU ms per post, all-in', (p) => ((1000 * Object.values(p.cpu).filter((v) => !Number.isNaN(v)).reduce((a, b) => a + b, 0)) / p.posts.length).toFixed(1)),
+      row('addActivity -> first active follower, p50 / p95 (ms)', (p) => `${ms(percentile(p.firstHigh, 50))} / ${ms(percentile(p.firstHigh, 95))}`),
+      row('addActivity -> every active follower, p50 / p95 / max (ms)', (p) => `${ms(percentile(p.allHigh, 50))} / ${ms(percentile(p.allHigh, 95))} / ${ms(Math.max(...p.allHigh))}`),
+      row('RSS of this process at start / peak (MB)', (p) => `${p.startRssMb.toFixed(0)} / ${p.peakRssMb.toFixed(0)}`),
+      ['history events per post (sample of 50)', ...historyPerPost],
+    ]);
+  } finally {
+    workers.forEach((w) => w.shutdown());
+    await running;
+  }
+}

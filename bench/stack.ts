@@ -1,0 +1,106 @@
+/**
+ * The stack a benchmark runs on: a Temporal dev server and a store started in a temp directory
+ * (`--store mongodb|ferretdb`, or `FANOUT_STORE`: mongod where it runs, else FerretDB), unless
+ * TEMPORAL_ADDRESS / MONGODB_URI point at running ones. Records the pids of what it started, so
+ * their CPU time can be reported beside this process's.
+ * @module
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { type Db, MongoClient } from 'mongodb';
+import { type ManagedServer, startStore, startTemporalDevServer, storeBinary, toolsAndStore } from '../src/dev/local-stack';
+
+/** A running benchmark stack. */
+export interface BenchStack {
+  /** Processes this script started, by name, for CPU accounting (`node` is this process). */
+  pids: Record<string, number | undefined>;
+  /** What the store is, for the report. */
+  storeName: string;
+  db: Db;
+  temporal: Client;
+  nativeConnection: NativeConnection;
+  /** Stops what was started and deletes the benchmark database and temp directory. */
+  close(): Promise<void>;
+}
+
+/** The value after `--name` on the command line as a positive integer, or `fallback`. */
+export function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${process.argv[i + 1]}"`);
+  return n;
+}
+
+/** The value after `--name` on the command line, or undefined; "(nothing)" when the flag ends the line. */
+export function textArg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? undefined : (process.argv[i + 1] ?? '(nothing)');
+}
+
+/** Starts (or connects to) Temporal and the store. */
+export async function startBenchStack(): Promise<BenchStack> {
+  const { tools, store: storeKind } = toolsAndStore(textArg('store'), '--store');
+  // Errors only: activity-only workers warn that they poll no workflows, which is the point here.
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'feed-fanout-bench-'));
+  const servers: ManagedServer[] = [];
+  const pids: Record<string, number | undefined> = {};
+  const stopAll = async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    let temporalAddress = process.env.TEMPORAL_ADDRESS;
+    if (!temporalAddress) {
+      const server = await startTemporalDevServer({ logFile: path.join(dir, 'temporal.log'), cli: tools.temporalCli, dbFile: path.join(dir, 'temporal.db'), sqlitePragmas: ['journal_mode=wal', 'synchronous=normal'] });
+      servers.push(server);
+      temporalAddress = server.address;
+      pids.temporal = server.process.pid;
+    }
+    let mongodbUri = process.env.MONGODB_URI;
+    let storeName = 'MONGODB_URI';
+    if (!mongodbUri && storeKind) {
+      const server = await startStore(storeKind, { dataDir: path.join(dir, 'store'), logFile: path.join(dir, 'store.log'), binary: storeBinary(tools, storeKind) });
+      servers.push(server);
+      mongodbUri = server.address;
+      pids[storeKind] = server.process.pid;
+      storeName = storeKind === 'mongodb' ? 'mongod 6.0' : 'FerretDB 1.24 (SQLite)';
+    }
+    const mongo = await MongoClient.connect(mongodbUri!);
+    const db = mongo.db(`bench_${Date.now()}`);
+    const connection = await Connection.connect({ address: temporalAddress });
+    const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
+    return {
+      pids,
+      storeName,
+      db,
+      temporal: new Client({ connection }),
+      nativeConnection,
+      async close() {
+        await db.dropDatabase().catch(() => undefined);
+        await mongo.close();
+        await connection.close();
+        await nativeConnection.close();
+        await stopAll();
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** History events and runs of a fanout, its passes (named after it) included. */
+export async function fanoutHistory(temporal: Client, workflowId: string): Promise<{ events: number; runs: number }> {
+  const h = { events: 0, runs: 0 };
+  const query = `WorkflowId = '${workflowId}' OR WorkflowId = '${workflowId}/high' OR WorkflowId = '${workflowId}/low'`;
+  for await (const run of temporal.workflow.list({ query })) {
+    h.runs++;
+    h.events += run.historyLength;
+  }
+  return h;
+}
