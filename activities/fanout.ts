@@ -107,7 +107,7 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
      */
     async getFollowerPagePart(input: GetFollowerPagePartInput): Promise<FollowerPagePart> {
       return failFastOnBadInput(async () => {
-        const request = pageRequest(input);
+        const request = pageRequest(input, Limits.MAX_PASS_READ);
         if (input.priority !== 'high' && input.priority !== 'low') throw new ValidationError('input.priority', 'must be "high" or "low"');
         const activeUntil = input.activeUntil === undefined ? undefined : checkEpochMs('input.activeUntil', input.activeUntil);
         const page = await withHeartbeats(() => followers.getFollowerPage({ ...request, activeUntil }));
@@ -194,12 +194,12 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
 export type FanoutActivities = ReturnType<typeof createFanoutActivities>;
 
 /** The follower source's request for a page, from an activity's input (checked field by field). */
-function pageRequest(input: GetFollowerPageInput): FollowerPageRequest {
+function pageRequest(input: GetFollowerPageInput, maxLimit: number = Limits.MAX_PAGE_SIZE): FollowerPageRequest {
   checkObject('input', input);
   return {
     userId: checkId('input.userId', input.userId),
     cursor: input.cursor === null ? null : checkId('input.cursor', input.cursor),
-    limit: checkInt('input.limit', input.limit, 1, Limits.MAX_PAGE_SIZE),
+    limit: checkInt('input.limit', input.limit, 1, maxLimit),
     // The workflow id names the walk (it survives continue-as-new), so a source may cache per walk.
     walkId: activityInfo().workflowExecution?.workflowId,
   };

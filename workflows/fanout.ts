@@ -309,6 +309,11 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     // the feed types are settled (no chunk goes out before both).
     const byPasses = !removal && !input.continued && !input.chunksAsActivities && patched(PRIORITY_PASSES_PATCH);
     let nextPage = removal || byPasses ? null : readPage(cursor);
+    // Fanouts started by this code read the first page here, alongside the feed types (both are
+    // local activities: they run at once): most fanouts fit in it.
+    const firstPage = byPasses ? readPageHere({ userId: input.actorId, cursor: null, limit: input.pageSize }) : null;
+    // Awaited below; a failure while the feed types are settled must not count as unhandled.
+    firstPage?.catch(() => undefined);
     if (!(input.continued && input.feedTypes)) {
       feedTypes = await resolveFanoutFeedTypes(input.feedTypes ? { feedTypes: input.feedTypes } : {});
       progress.feedTypes = feedTypes;
@@ -325,13 +330,12 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
         followerIds: [input.actorId],
       });
     }
-    // Fanouts started by this code read the first page here: most fit in it and are written from
-    // here, HIGH chunks first; a larger one runs a pass per priority, HIGH then LOW. A run that
-    // began before (no marker in its history) goes on page by page (see the README, "Changing a
-    // workflow safely"), as does one asked to (`chunksAsActivities`).
-    if (byPasses) {
+    // A fanout of one page is written from here, HIGH chunks first; a larger one runs a pass per
+    // priority, HIGH then LOW. A run that began before (no marker in its history) goes on page by
+    // page (see the README, "Changing a workflow safely"), as does one asked to (`chunksAsActivities`).
+    if (firstPage) {
       pageWaitSince = Date.now();
-      const first = await readPageHere({ userId: input.actorId, cursor: null, limit: input.pageSize });
+      const first = await firstPage;
       pageWaitSince = null;
       if (first.nextCursor !== null) return passes();
       local = true;

@@ -90,6 +90,11 @@ export const Limits = {
   MAX_CHUNK_SIZE: 1000,
   /** Upper bound for `pageSize` of follower paging (one activity result must stay small). */
   MAX_PAGE_SIZE: 10_000,
+  /**
+   * Upper bound for the followers a priority pass reads at once: it keeps only its priority's
+   * (about `pageSize` of them), so its result stays as small as a page.
+   */
+  MAX_PASS_READ: 20_000,
   /** Upper bound for activities in flight per fanout (Temporal allows 2,000 pending per workflow). */
   MAX_IN_FLIGHT: 1000,
   /**

@@ -67,7 +67,7 @@ describe('record histories', () => {
     const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
     const workers = await fanoutWorkers(temporal.nativeConnection, db, queues);
     await withWorkers(workers, async () => {
-      const add = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' }, { pageSize: 100, chunkSize: 10, maxHistoryEvents: 100 });
+      const add = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' }, { pageSize: 100, chunkSize: 5, maxHistoryEvents: 100 });
       await feeds.waitForFanout(add.activityId);
       const fanout = feeds.handle(add.activityId);
       await save('fanout-passes', fanout);

@@ -187,19 +187,23 @@ describe('fanoutWorkflow (time-skipping)', () => {
       env.client.workflow.execute(FANOUT_WORKFLOW_TYPE, {
         taskQueue: queues.workflow,
         workflowId: handleId,
-        // 30 pages of 100, 10 chunks of 10 per page; continue as new past 200 events.
-        args: [fanoutInput(actor, `${actor}-a1`, queues, { pageSize: 100, chunkSize: 10, maxInFlight: 10, maxHistoryEvents: 200 })],
+        // Pages of 100, chunks of 10; continue as new past 100 events.
+        args: [fanoutInput(actor, `${actor}-a1`, queues, { pageSize: 100, chunkSize: 10, maxInFlight: 10, maxHistoryEvents: 100 })],
       }),
     )) as FanoutProgress;
 
     expect(result.continuedAsNew).toBeGreaterThanOrEqual(2);
-    // Each priority's pass reads the 30 pages.
-    expect(result.pagesRead).toBe(60);
+    // Each pass reads a first page of 100, then pages that should hold about 100 of its priority:
+    // about 300 followers for HIGH (every 3rd is active), 150 for LOW. So about 1 + 10 and 1 + 20.
+    expect(result.pagesRead).toBeGreaterThanOrEqual(25);
+    expect(result.pagesRead).toBeLessThanOrEqual(35);
     expect(result.followersSeen).toBe(3000);
     expect(result.high.followers).toBe(followers.high.length);
     expect(result.low.followers).toBe(followers.low.length);
-    // Each page of 100 holds 33 or 34 HIGH followers (every 3rd) -> 4 chunks, and 66-67 LOW -> 7.
-    expect(result.high.chunksDone + result.low.chunksDone).toBe(330);
+    // Chunks of at most 10, split per page: at least 100 HIGH and 200 LOW.
+    expect(result.high.chunksDone).toBeGreaterThanOrEqual(100);
+    expect(result.low.chunksDone).toBeGreaterThanOrEqual(200);
+    expect(result.high.chunksFailed + result.low.chunksFailed).toBe(0);
     expect(result.high.entriesChanged + result.low.entriesChanged).toBe(3000);
     expect(await timelineOwners(`${actor}-a1`)).toEqual(followers.all);
   });
