@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --workload social [--users U] [--accounts A] [--rate R] [--seconds S] [--concurrency C]`
+ * `npm run bench -- --workload social [--users U] [--accounts A] [--rate R] [--seconds S] [--concurrency C] [--chunks-as-activities]`
  *
  * What an app runs: many small fanouts and a few huge ones. A generated graph of A accounts
  * (default 120,000; 1 in 4 active) of which U (default 20,000) post, with a power-law follower
@@ -12,7 +12,8 @@
  * For each: posts per second completed, entries per second, CPU per 1,000 entries (all-in and
  * per process), the time from `addActivity` returning until the first and until every active
  * follower has the post (p50 / p95 / max, from the acknowledged writes), and history events per
- * post (a sample of 50, passes included).
+ * post (a sample of 50, passes included). `--chunks-as-activities` runs every fanout the way they
+ * ran before the passes and inline one-page fanouts (`chunksAsActivities`), to compare.
  * @module
  */
 import { FeedClient } from '../src/client';
@@ -109,7 +110,8 @@ export async function socialBench(stack: BenchStack): Promise<void> {
   const tracker = new WriteTracker((id) => isActive(Number(id.slice(1))));
   const workers = await createWorkers({ connection: nativeConnection, db, feedStore: { feeds }, wrapActivities: tracker.wrap });
   const running = Promise.all(workers.map((w) => w.run()));
-  const client = new FeedClient({ temporal, db, feeds });
+  const legacy = process.argv.includes('--chunks-as-activities');
+  const client = new FeedClient({ temporal, db, feeds, fanout: { chunksAsActivities: legacy } });
   const pick = random(42);
   let seq = 0;
   const post = async (phase: string): Promise<Post> => {
@@ -170,7 +172,7 @@ export async function socialBench(stack: BenchStack): Promise<void> {
     }
     const ms = (x: number) => (Number.isNaN(x) ? '-' : (x * 1000).toFixed(0));
     const row = (metric: string, cell: (p: PostPhase) => string) => [metric, ...phases.map(([, p]) => cell(p))];
-    console.log(`\nsocial: ${accounts} accounts, ${users} posters, ${edges} edges, store ${stack.storeName}`);
+    console.log(`\nsocial: ${accounts} accounts, ${users} posters, ${edges} edges, store ${stack.storeName}${legacy ? ', chunksAsActivities (before the passes)' : ''}`);
     printTable(['metric', ...phases.map(([name]) => name)], [
       row('**CPU ms / 1,000 entries, all-in**', (p) => `**${perThousandAll(p.cpu, p.written)}**`),
       ...Object.keys(fixed.cpu).map((name) => row(`CPU ms / 1,000 entries: ${name}`, (p) => perThousand(p.cpu, name, p.written))),

@@ -19,6 +19,8 @@ export interface BenchStack {
   pids: Record<string, number | undefined>;
   /** What the store is, for the report. */
   storeName: string;
+  temporalAddress: string;
+  mongodbUri: string;
   db: Db;
   temporal: Client;
   nativeConnection: NativeConnection;
@@ -77,6 +79,8 @@ export async function startBenchStack(): Promise<BenchStack> {
     return {
       pids,
       storeName,
+      temporalAddress,
+      mongodbUri: mongodbUri!,
       db,
       temporal: new Client({ connection }),
       nativeConnection,

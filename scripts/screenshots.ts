@@ -1,9 +1,10 @@
 /**
  * Screenshots of what an operator sees in the Temporal Web UI, taken in a real headless Chromium
- * against the running dev stack (`./temporal-dev.sh up` first): a fanout's page (chunk summaries,
- * live current details), a stalled one (misspelled chunk queue) and a failed one (a chunk that
- * failed for good), plus the list filtered to stalled fanouts; and Prometheus's graph of entries
- * written per second when `./temporal-dev.sh prometheus` runs it.
+ * against the running dev stack (`./temporal-dev.sh up` first): a fanout's page (its HIGH and LOW
+ * passes, live current details), its HIGH pass's page (chunk summaries), a stalled one (misspelled
+ * chunk queue) and a failed one (a chunk that failed for good), plus the list filtered to stalled
+ * fanouts; and Prometheus's graph of entries written per second when `./temporal-dev.sh prometheus`
+ * runs it.
  *
  * Usage: node --import tsx scripts/screenshots.ts [outDir]   (default docs/screenshots)
  * Needs Debian's chromium (apt-get install chromium) at /usr/bin/chromium, or CHROMIUM_PATH.
@@ -46,14 +47,16 @@ async function main(): Promise<void> {
   const feeds = new FeedClient({ temporal, db, feeds: settings.feeds });
   const stamp = Date.now().toString(36);
   try {
-    // 1. A fanout in progress: 20,000 followers in chunks of 20, one at a time, so the page shows it live.
+    // 1. A fanout in progress: 20,000 followers in pages of 2,000 (so by passes), chunks of 10, one
+    //    at a time (about half a minute), so the page shows it live.
     const graph = new FollowStore(db);
     const fans = Array.from({ length: 20_000 }, (_, i) => `fan-${String(i).padStart(5, '0')}`);
     await graph.followMany(fans.map((follower) => ({ follower, followee: 'nina' })));
     await graph.setLastActive(fans.filter((_, i) => i % 4 === 0).map((userId) => ({ userId, lastActiveAt: new Date() })));
-    const live = await feeds.addActivity({ id: `shot-live-${stamp}`, actor: 'nina', verb: 'pin', object: 'photo-live' }, { chunkSize: 20, maxInFlight: 1 });
-    // 2. Stalled: its HIGH chunks wait on a queue no worker serves.
-    const stalled = await feeds.addActivity({ id: `shot-stalled-${stamp}`, actor: 'alice', verb: 'pin', object: 'photo-typo' }, { highTaskQueue: 'hgh-fanout', stalledAfterMs: 2000 });
+    const live = await feeds.addActivity({ id: `shot-live-${stamp}`, actor: 'nina', verb: 'pin', object: 'photo-live' }, { chunkSize: 10, maxInFlight: 1, pageSize: 2000 });
+    // 2. Stalled: its HIGH pass waits on a queue no worker serves (pages of 500: alice's 2,000
+    //    followers would otherwise fit one page, written inline on no chunk queue).
+    const stalled = await feeds.addActivity({ id: `shot-stalled-${stamp}`, actor: 'alice', verb: 'pin', object: 'photo-typo' }, { highTaskQueue: 'hgh-fanout', stalledAfterMs: 2000, pageSize: 500 });
     // 3. Failed: bad data in the graph (a follower id that can never own a feed) fails its chunk.
     await graph.followMany([{ follower: 'zoe', followee: 'mallory' }, { follower: 'yann', followee: 'mallory' }]);
     await db.collection('follows').updateOne({ _id: 'mallory/zoe' as never }, { $set: { follower: 'zoe/broken' } });
@@ -68,11 +71,12 @@ async function main(): Promise<void> {
     try {
       const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
       const wf = (id: string) => `${UI}/namespaces/${settings.namespace}/workflows/${encodeURIComponent(id)}`;
-      await shoot(page, wf(live.workflowId), 'fanout-running.png', 'writeFeedChunk');
-      await shoot(page, wf(live.workflowId), 'fanout-running-details.png', 'writeFeedChunk', 'User Metadata');
+      await shoot(page, wf(live.workflowId), 'fanout-running-details.png', 'fanoutPassWorkflow', 'User Metadata');
+      await shoot(page, wf(live.workflowId), 'fanout-running.png', 'fanoutPassWorkflow');
+      await shoot(page, wf(`${live.workflowId}/high`), 'fanout-pass-high.png', 'writeFeedChunk');
       await feeds.waitForFanout(live.activityId);
       await new Promise((r) => setTimeout(r, 4000)); // past stalledAfterMs and a watchdog tick
-      await shoot(page, wf(stalled.workflowId), 'fanout-stalled.png', 'writeFeedChunk', 'User Metadata');
+      await shoot(page, wf(stalled.workflowId), 'fanout-stalled.png', 'fanoutPassWorkflow', 'User Metadata');
       const query = encodeURIComponent(`WorkflowType="${FANOUT_WORKFLOW_TYPE}" AND FanoutStalled=true`);
       await shoot(page, `${UI}/namespaces/${settings.namespace}/workflows?query=${query}`, 'list-stalled.png', stalled.workflowId);
       await shoot(page, wf(failed.workflowId), 'fanout-failed.png', 'Failed');
