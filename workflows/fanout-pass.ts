@@ -105,7 +105,13 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
     // follower to keep a quarter or so: bigger reads are fewer round trips and keep its chunk
     // pipeline full. Computed from the recorded page results, so replay reads the same.
     let readLimit = input.pageSize;
-    const read = (from: string | null) => getFollowerPagePart({ userId: input.actorId, cursor: from, limit: readLimit, priority: input.priority, ...lowOnly });
+    const read = (from: string | null) => {
+      const page = getFollowerPagePart({ userId: input.actorId, cursor: from, limit: readLimit, priority: input.priority, ...lowOnly });
+      // A read ahead is abandoned when the pass is cancelled or fails: its rejection must not go
+      // unhandled (that would fail the workflow task, again at every retry). Awaited where used.
+      page.catch(() => undefined);
+      return page;
+    };
     let nextPage = read(cursor);
     for (;;) {
       const page = await nextPage;

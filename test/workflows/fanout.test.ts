@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Db } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FanoutActivities, WriteFeedChunkInput } from '../../activities';
+import type { FanoutActivities, GetFollowerPagePartInput, WriteFeedChunkInput } from '../../activities';
 import { FeedClient } from '../../src/client';
 import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType } from '../../src/model/constants';
 import type { FanoutProgress, FanoutWorkflowInput } from '../../src/model/fanout';
@@ -124,7 +124,12 @@ describe('fanoutWorkflow (time-skipping)', () => {
     }
   });
 
-  it('when cancelled, waits for the chunks in flight to finish before it closes', async () => {
+  // One page is written by the fanout itself; more, by passes that read a page ahead: the read in
+  // flight at the cancel must not fail the pass's workflow task (it once did, and the pass hung).
+  it.each([
+    { shape: 'one page, written inline', pageSize: 2000, slowReads: false },
+    { shape: 'by passes, with a page read ahead in flight', pageSize: 200, slowReads: true },
+  ])('when cancelled ($shape), waits for the chunks in flight to finish before it closes', async ({ pageSize, slowReads }) => {
     const actor = uniqueName('cancel');
     await seedFollowers(db, actor, 2000, { prefix: `${actor}-f` });
     let started = 0;
@@ -147,15 +152,17 @@ describe('fanoutWorkflow (time-skipping)', () => {
           ended++;
         }
       },
+      // Slow page reads: the next page is still being read while a chunk is written.
+      ...(slowReads ? { getFollowerPagePart: async (input: GetFollowerPagePartInput) => (await new Promise((r) => setTimeout(r, 1500)), a.getFollowerPagePart(input)) } : {}),
     }));
     const outcome = await withWorkers(workers, async () => {
       const handle = await env.client.workflow.start(FANOUT_WORKFLOW_TYPE, {
         taskQueue: queues.workflow,
         workflowId: `fanout-add-${actor}-a1`,
-        // One page, written by the fanout itself as local activities (14 s at this pace). The
-        // worker reports them to the server, and hears of the cancel, when its workflow task
-        // nears its timeout (80% of 10 s) if not before.
-        args: [fanoutInput(actor, `${actor}-a1`, queues, { maxInFlight: 1, pageSize: 2000 })],
+        // Chunks are local activities (of the fanout or of its pass), one at a time. The worker
+        // reports them to the server, and hears of the cancel, when its workflow task nears its
+        // timeout (80% of 10 s) if not before.
+        args: [fanoutInput(actor, `${actor}-a1`, queues, { maxInFlight: 1, pageSize })],
       });
       await someStarted;
       await handle.cancel();
