@@ -31,8 +31,8 @@ import {
 import type { FanoutActivities } from '../activities/fanout';
 import { validateOrFail } from '../src/model/failures';
 import { FanoutOperation, Limits } from '../src/model/constants';
-import { type FanoutPassInput, initialPassProgress, MAX_LISTED_FAILURES, type PassProgress, passProgressSignal, validatePassInput } from '../src/model/fanout';
-import { CHUNK_RETRY, localChunkOptions, chunkFailure, chunkSummary, shouldContinueAsNew } from './policies';
+import { type FanoutPassInput, initialPassProgress, type PassProgress, passProgressSignal, validatePassInput } from '../src/model/fanout';
+import { CHUNK_RETRY, chunkSummary, localChunkOptions, noteChunkFailure, shouldContinueAsNew } from './policies';
 
 /**
  * How far the app's clock (which stamps `lastActiveAt`) may lag the Temporal server's. Followers
@@ -86,15 +86,9 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
           counters.chunksInFlight--;
           if (isCancellation(err)) return;
           counters.chunksFailed++;
-          const { message, sameForAll } = chunkFailure(err);
-          if (progress.failures.length < MAX_LISTED_FAILURES) {
-            progress.failures.push({ priority: input.priority, firstFollowerId: followerIds[0]!, size: followerIds.length, message });
-          }
           // A bad field other than the follower ids is the same in every chunk: stop now.
-          if (progress.abortReason === null && sameForAll) {
-            progress.abortReason = `every chunk would fail the same way (${message})`;
-          }
-          log.error('fanout chunk failed for good', { activityId: input.activityId, priority: input.priority, firstFollowerId: followerIds[0], message });
+          const stop = noteChunkFailure(progress.failures, input.activityId, input.priority, err, followerIds.length, followerIds[0]);
+          progress.abortReason ??= stop;
         },
       );
   };

@@ -63,7 +63,7 @@ import {
   validatePassProgress,
 } from '../src/model/fanout';
 import { fanoutPassWorkflow } from './fanout-pass';
-import { CHUNK_RETRY, localChunkOptions, chunkFailure, chunkSummary, shouldContinueAsNew } from './policies';
+import { CHUNK_RETRY, chunkSummary, localChunkOptions, noteChunkFailure, shouldContinueAsNew } from './policies';
 
 /**
  * The patch that made fanouts write by priority passes (`fanoutPassWorkflow`): runs started
@@ -263,15 +263,8 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
   /** Counts a chunk (or removal batch) that failed for good and keeps its error, if among the first. */
   const recordFailure = (priority: 'high' | 'low', err: Error, size: number, firstFollowerId?: string): void => {
     progress[priority].chunksFailed++;
-    const { message, sameForAll } = chunkFailure(err);
-    if (progress.failures.length < MAX_LISTED_FAILURES) {
-      progress.failures.push({ priority, ...(firstFollowerId === undefined ? {} : { firstFollowerId }), size, message });
-    }
     // A removal batch, or a bad field other than the follower ids, fails the same way every time: stop now.
-    if (abortReason === null && (firstFollowerId === undefined || sameForAll)) {
-      abortReason = `every chunk would fail the same way (${message})`;
-    }
-    log.error('fanout chunk failed for good', { activityId: input.activityId, priority, firstFollowerId, message });
+    abortReason ??= noteChunkFailure(progress.failures, input.activityId, priority, err, size, firstFollowerId);
   };
 
   const readPage = (from: string | null) => {

@@ -4,7 +4,8 @@
  * (deterministic: Temporal APIs only).
  * @module
  */
-import { ActivityCancellationType, ApplicationFailure, type LocalActivityOptions, type RetryPolicy, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, type LocalActivityOptions, log, type RetryPolicy, workflowInfo } from '@temporalio/workflow';
+import { type ChunkFailure, MAX_LISTED_FAILURES } from '../src/model/fanout';
 import { VALIDATION_FAILURE_TYPE } from '../src/errors';
 
 /** Continue as new past this history size in bytes even if not suggested (hard limit 50 MB). */
@@ -63,4 +64,16 @@ export function localChunkOptions(timeoutMs: number, summary: string): LocalActi
     summary,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   };
+}
+
+/**
+ * Keeps a chunk (or removal batch) that failed for good among the first `MAX_LISTED_FAILURES` of
+ * `failures` and logs it. Returns why dispatching should stop when every other chunk would fail
+ * the same way (a removal batch, or a bad field other than the follower ids), else null.
+ */
+export function noteChunkFailure(failures: ChunkFailure[], activityId: string, priority: 'high' | 'low', err: Error, size: number, firstFollowerId?: string): string | null {
+  const { message, sameForAll } = chunkFailure(err);
+  if (failures.length < MAX_LISTED_FAILURES) failures.push({ priority, ...(firstFollowerId === undefined ? {} : { firstFollowerId }), size, message });
+  log.error('fanout chunk failed for good', { activityId, priority, firstFollowerId, message });
+  return firstFollowerId === undefined || sameForAll ? `every chunk would fail the same way (${message})` : null;
 }
