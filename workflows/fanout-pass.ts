@@ -32,7 +32,7 @@ import type { FanoutActivities } from '../activities/fanout';
 import { validateOrFail } from '../src/model/failures';
 import { FanoutOperation, Limits } from '../src/model/constants';
 import { type FanoutPassInput, initialPassProgress, type PassProgress, passProgressSignal, validatePassInput } from '../src/model/fanout';
-import { CHUNK_RETRY, chunkSummary, localChunkOptions, noteChunkFailure, shouldContinueAsNew } from './policies';
+import { CHUNK_RETRY, chunkSummary, localChunkOptions, noteChunkFailure, shouldContinueAsNew, startedAhead } from './policies';
 
 /**
  * How far the app's clock (which stamps `lastActiveAt`) may lag the Temporal server's. Followers
@@ -99,13 +99,9 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
     // follower to keep a quarter or so: bigger reads are fewer round trips and keep its chunk
     // pipeline full. Computed from the recorded page results, so replay reads the same.
     let readLimit = input.pageSize;
-    const read = (from: string | null) => {
-      const page = getFollowerPagePart({ userId: input.actorId, cursor: from, limit: readLimit, priority: input.priority, ...lowOnly });
-      // A read ahead is abandoned when the pass is cancelled or fails: its rejection must not go
-      // unhandled (that would fail the workflow task, again at every retry). Awaited where used.
-      page.catch(() => undefined);
-      return page;
-    };
+    // Read ahead, and abandoned when the pass is cancelled or fails: see `startedAhead`.
+    const read = (from: string | null) =>
+      startedAhead(getFollowerPagePart({ userId: input.actorId, cursor: from, limit: readLimit, priority: input.priority, ...lowOnly }));
     let nextPage = read(cursor);
     for (;;) {
       const page = await nextPage;

@@ -63,7 +63,7 @@ import {
   validatePassProgress,
 } from '../src/model/fanout';
 import { fanoutPassWorkflow } from './fanout-pass';
-import { CHUNK_RETRY, chunkSummary, localChunkOptions, noteChunkFailure, shouldContinueAsNew } from './policies';
+import { CHUNK_RETRY, chunkSummary, localChunkOptions, noteChunkFailure, shouldContinueAsNew, startedAhead } from './policies';
 
 /**
  * The patch that made fanouts write by priority passes (`fanoutPassWorkflow`): runs started
@@ -267,12 +267,8 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     abortReason ??= noteChunkFailure(progress.failures, input.activityId, priority, err, size, firstFollowerId);
   };
 
-  const readPage = (from: string | null) => {
-    const promise = getFollowerPage({ userId: input.actorId, cursor: from, limit: input.pageSize });
-    // Awaited later; mark it handled so a failure while chunks are dispatched is not "unhandled".
-    promise.catch(() => undefined);
-    return promise;
-  };
+  // Awaited later, while chunks are dispatched: see `startedAhead`.
+  const readPage = (from: string | null) => startedAhead(getFollowerPage({ userId: input.actorId, cursor: from, limit: input.pageSize }));
 
   try {
     return await run();
@@ -304,9 +300,8 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     let nextPage = removal || byPasses ? null : readPage(cursor);
     // Fanouts started by this code read the first page here, alongside the feed types (both are
     // local activities: they run at once): most fanouts fit in it.
-    const firstPage = byPasses ? readPageHere({ userId: input.actorId, cursor: null, limit: input.pageSize }) : null;
-    // Awaited below; a failure while the feed types are settled must not count as unhandled.
-    firstPage?.catch(() => undefined);
+    // Awaited below, once the feed types are settled: see `startedAhead`.
+    const firstPage = byPasses ? startedAhead(readPageHere({ userId: input.actorId, cursor: null, limit: input.pageSize })) : null;
     if (!(input.continued && input.feedTypes)) {
       feedTypes = await resolveFanoutFeedTypes(input.feedTypes ? { feedTypes: input.feedTypes } : {});
       progress.feedTypes = feedTypes;

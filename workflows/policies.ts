@@ -77,3 +77,13 @@ export function noteChunkFailure(failures: ChunkFailure[], activityId: string, p
   log.error('fanout chunk failed for good', { activityId, priority, firstFollowerId, message });
   return firstFollowerId === undefined || sameForAll ? `every chunk would fail the same way (${message})` : null;
 }
+
+/**
+ * A promise started now and awaited later (a page read ahead): its rejection is marked handled,
+ * since one that goes unhandled while the run does other work (or is cancelled) fails the
+ * workflow task, again at every retry. The returned promise still rejects where it is awaited.
+ */
+export function startedAhead<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
