@@ -58,6 +58,7 @@ Environment:
   DEMO_FOLLOWERS    followers of the demo's actor (default 2000)
   FANOUT_DEMO_REIMPORT=1  let a rerun of the demo import the friend lists again
   TEMPORAL_PORT / TEMPORAL_UI_PORT / MONGO_PORT   ports (default 7233 / 8233 / 27017)
+  TEMPORAL_UI_URL   the Web UI the demo links to (default http://localhost:$TEMPORAL_UI_PORT; set it with TEMPORAL_ADDRESS)
   FANOUT_NETWORKS_FILE  third-party networks of the workers (default config/dev-networks.json,
                         which points at the fake network on 127.0.0.1:7480)
 Ports also used: 7480 (fake network), 9464-9467 (workers' metrics and health).
@@ -201,7 +202,7 @@ stop_all() {
 
 run_demo() {
   say "running the demo: alice pins a photo, fanned out to $DEMO_FOLLOWERS followers; follows; friend imports"
-  node --import tsx src/dev/demo.ts "$DEMO_FOLLOWERS"
+  TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://localhost:$TEMPORAL_UI_PORT}" node --import tsx src/dev/demo.ts "$DEMO_FOLLOWERS"
   if [ -n "${TEMPORAL_CLI_PATH:-}" ]; then
     say "recent fanout runs (temporal workflow list):"
     "$TEMPORAL_CLI_PATH" workflow list --address "$TEMPORAL_ADDRESS" --limit 5 || true

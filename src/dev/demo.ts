@@ -72,7 +72,9 @@ async function main(): Promise<void> {
       const a = item.activity!;
       console.log(`  ${a.time.toISOString()}  ${a.actor} ${a.verb} ${a.object}${a.target ? ` on ${a.target}` : ''}  (${item.activityId})`);
     }
-    console.log(`demo: see the run at http://localhost:8233/namespaces/${settings.namespace}/workflows/${workflowId}`);
+    // temporal-dev.sh says where the Web UI is (TEMPORAL_UI_PORT may move it).
+    const ui = (process.env.TEMPORAL_UI_URL ?? 'http://localhost:8233').replace(/\/+$/, '');
+    console.log(`demo: see the run at ${ui}/namespaces/${settings.namespace}/workflows/${workflowId}`);
     console.log(`demo:   or: ./temporal-dev.sh temporal workflow describe -w ${workflowId}   (./temporal-dev.sh cli progress ${activityId})`);
     await followDemo(feeds);
     if (Object.keys(settings.networks).length) await importDemo(new NetworkClient({ client: new Client({ connection, namespace: settings.namespace }), db }), settings.temporalAddress, activityId);
