@@ -29,6 +29,8 @@ import {
   type FollowWorkflowInput,
   followWorkflowId,
   resolveFollowOptions,
+  resolveUnfollowOptions,
+  type UnfollowOptions,
 } from './model/follow';
 import { type ActivityInput, checkId, checkIdList, checkKeys, validateActivity } from './model/validation';
 import type { NotificationCounts } from './storage/aggregated-feed';
@@ -274,9 +276,13 @@ export class FeedClient {
     return this.requestFollow(follower, followee, true, options);
   }
 
-  /** `follower` unfollows `followee`: removes the edge, fixes both counts, removes the followee's activities from the follower's feeds. */
-  async unfollow(follower: string, followee: string): Promise<FollowRequested> {
-    return this.requestFollow(follower, followee, false, {});
+  /**
+   * `follower` unfollows `followee`: removes the edge, fixes both counts, removes the followee's
+   * activities from the follower's feeds. `options` apply when this starts the pair's run.
+   */
+  async unfollow(follower: string, followee: string, options: UnfollowOptions = {}): Promise<FollowRequested> {
+    resolveUnfollowOptions(options);
+    return this.requestFollow(follower, followee, false, options);
   }
 
   private async requestFollow(follower: string, followee: string, follow: boolean, options: FollowOptions): Promise<FollowRequested> {

@@ -41,6 +41,15 @@ export interface FollowOptions {
 /** Every option of {@link FollowOptions}. */
 const FOLLOW_OPTION_KEYS = ['backfillLimit', 'backfillBatchSize', 'feedTypes', 'notify', 'maxHistoryEvents'] as const satisfies ReadonlyArray<keyof FollowOptions>;
 
+/**
+ * Options of `FeedClient.unfollow`. They apply when the unfollow starts the pair's follow run (no
+ * run of the pair is open); a run already open keeps its own.
+ */
+export type UnfollowOptions = Pick<FollowOptions, 'feedTypes' | 'maxHistoryEvents'>;
+
+/** Every option of {@link UnfollowOptions}: the backfill and notify options mean nothing to an unfollow. */
+const UNFOLLOW_OPTION_KEYS = ['feedTypes', 'maxHistoryEvents'] as const satisfies ReadonlyArray<keyof UnfollowOptions>;
+
 /** Input of `followWorkflow`: the pair and the tuning. Requests arrive as signals. */
 export interface FollowWorkflowInput extends FollowOptions {
   follower: string;
@@ -111,6 +120,12 @@ export function resolveFollowOptions(opts: FollowOptions, prefix = ''): Required
     maxHistoryEvents: checkInt(`${prefix}maxHistoryEvents`, opts.maxHistoryEvents, 100, 40_000, FOLLOW_DEFAULTS.maxHistoryEvents),
     ...(opts.feedTypes === undefined ? {} : { feedTypes: checkFeedTypes(`${prefix}feedTypes`, opts.feedTypes) }),
   };
+}
+
+/** Checks {@link UnfollowOptions} (no other key) and resolves them as follow options. @throws ValidationError naming the field. */
+export function resolveUnfollowOptions(opts: UnfollowOptions, prefix = 'options.'): ReturnType<typeof resolveFollowOptions> {
+  checkKeys(prefix.slice(0, -1), opts, UNFOLLOW_OPTION_KEYS);
+  return resolveFollowOptions(opts, prefix);
 }
 
 /** Validates the workflow input. @throws ValidationError naming the field. */

@@ -204,7 +204,7 @@ describe('follow and unfollow on the dev server', () => {
       const until = Date.now() + 4_000;
       let i = 0;
       for (; Date.now() < until; i++) {
-        await (i % 2 === 0 ? feeds.follow('bot', star, { backfillLimit: 0, notify: false, maxHistoryEvents: 100 }) : feeds.unfollow('bot', star));
+        await (i % 2 === 0 ? feeds.follow('bot', star, { backfillLimit: 0, notify: false, maxHistoryEvents: 100 }) : feeds.unfollow('bot', star, { maxHistoryEvents: 100 }));
         await new Promise((r) => setTimeout(r, 10));
       }
       // An odd number of requests ends on a follow.
@@ -216,8 +216,8 @@ describe('follow and unfollow on the dev server', () => {
     const converter = temporal.client.options.loadedDataConverter.payloadConverter;
     for await (const run of temporal.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` })) {
       if (run.status.name === 'CONTINUED_AS_NEW') handedOver++;
-      // A run hands over once past its maxHistoryEvents (100 here; 500 for a run an unfollow
-      // started anew after the last one completed): the check comes before each request, so past
+      // A run hands over once past its maxHistoryEvents (100 here, whichever request started it;
+      // checked against the run's own input below): the check comes before each request, so past
       // that point a run applies at most the request it had begun (an unfollow: 2 activities; the
       // last follow: applyFollow, a backfill batch, the notification). Signals that arrive
       // meanwhile add events however loaded the machine is, so the length itself is no measure.
@@ -228,6 +228,11 @@ describe('follow and unfollow on the dev server', () => {
     }
     expect(handedOver).toBeGreaterThan(0);
     expect(await feeds.getCounts(star)).toEqual({ followers: 1, following: 0 });
+    // Every run had the limit asked for, including runs an unfollow started.
+    for await (const run of temporal.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` })) {
+      const first = (await temporal.client.workflow.getHandle(handle.workflowId, run.runId).fetchHistory()).events![0]!;
+      expect(converter.fromPayload<{ maxHistoryEvents: number }>(first.workflowExecutionStartedEventAttributes!.input!.payloads![0]!).maxHistoryEvents).toBe(100);
+    }
     expect(await feeds.getCounts('bot')).toEqual({ followers: 0, following: 1 });
   });
 
@@ -271,6 +276,8 @@ describe('follow and unfollow on the dev server', () => {
       ['backfill batch 0', () => feeds.follow(a, b, { backfillBatchSize: 0 }), 'options.backfillBatchSize'],
       ['unknown feed type', () => feeds.follow(a, b, { feedTypes: ['nope'] }), 'options.feedTypes[0]'],
       ['self-unfollow', () => feeds.unfollow(b, b), 'followee'],
+      ['a follow-only option on an unfollow', () => feeds.unfollow(a, b, { backfillLimit: 5 } as never), 'options.backfillLimit'],
+      ['unfollow history limit out of range', () => feeds.unfollow(a, b, { maxHistoryEvents: 10 }), 'options.maxHistoryEvents'],
       ['self-edge in an import', () => feeds.followMany([{ follower: a, followee: b }, { follower: b, followee: b }]), 'edges[1].followee'],
     ];
     for (const [name, call, field] of cases) {
