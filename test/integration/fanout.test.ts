@@ -3,6 +3,7 @@
  * (FerretDB unless MONGODB_URI is set), through the app-facing FeedClient.
  */
 import { activityInfo } from '@temporalio/activity';
+import { temporal as protoTemporal } from '@temporalio/proto';
 import type { ChildProcess } from 'node:child_process';
 import type { Db } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -117,6 +118,40 @@ describe('fanout on the dev server', () => {
     // The actor's own feed got it too, read back through the client.
     const own = await feeds.readFeed(FeedType.USER, actor);
     expect(own.items.map((i) => i.activity?.verb)).toEqual(['pin']);
+  });
+
+  it('a pass records its chunks in workflow tasks of bounded size, reporting by size rather than after every page', async () => {
+    const actor = uniqueName('flush');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 20_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    const feeds = feedClient(queues);
+    // Chunks of 10 in pages of 1,000: the LOW pass's 1,500 or so chunk markers come to more than
+    // one flush's worth (512 kB), in about 15 pages.
+    const summary = await withWorkers(await workersFor(queues), async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'pin', object: 'p' }, { pageSize: 1000, chunkSize: 10 });
+      return feeds.waitForFanout(activityId);
+    });
+    expect(summary).toMatchObject({ done: true, followersSeen: 20_000, failures: [] });
+    expect(summary.low).toMatchObject({ followers: 15_000, chunksFailed: 0, entriesChanged: 15_000 });
+    expect(await timelineOwners(`${actor}-a`)).toHaveLength(20_000);
+
+    const events = (await temporal.client.workflow.getHandle(`fanout-add-${actor}-a/low`).fetchHistory()).events ?? [];
+    // Markers recorded by one workflow task follow its WorkflowTaskCompleted event.
+    const perTask: number[] = [];
+    for (const e of events) {
+      if (e.workflowTaskCompletedEventAttributes) perTask.push(0);
+      else if (e.markerRecordedEventAttributes) perTask[perTask.length - 1]! += protoTemporal.api.history.v1.HistoryEvent.encode(e).finish().length;
+    }
+    const total = perTask.reduce((a, b) => a + b, 0);
+    const largest = Math.max(...perTask);
+    const reports = events.filter((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes).length;
+    console.log(`LOW pass: ${reports} reports; both passes read ${summary.pagesRead} pages; marker bytes ${total} in all, ${largest} in the largest workflow task`);
+    // Bounded: never everything in one task (which at 1,000,000 followers outgrew gRPC's 4 MB).
+    expect(largest).toBeLessThan(0.75 * total);
+    expect(largest).toBeLessThan(700_000);
+    // Not a report (and a drained pipeline) per page: one per flush, and the last.
+    expect(reports).toBeGreaterThanOrEqual(2);
+    expect(reports).toBeLessThan(summary.pagesRead / 2);
   });
 
   it('writes a follower who became active between the HIGH and the LOW pass (nobody skipped by both)', async () => {
