@@ -148,15 +148,15 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
         if (counters.chunksInFlight >= input.maxInFlight) await condition(() => counters.chunksInFlight < input.maxInFlight);
         if (progress.abortReason === null) startChunk(page.ids.slice(i, i + input.chunkSize));
       }
-      // The report is the pass's flush: its signal goes out when the workflow task completes,
-      // which waits for every local activity in flight, so awaiting it drains the chunk pipeline
-      // and records the chunks' markers. Once a page that cost a drain each (measured at 100,000
-      // followers: 53 -> 49 ms CPU per 1,000 entries and 25,000 -> 33,000 entries/s without it).
-      // Never is no answer either: the task then stays open until its 8 s heartbeat and its
-      // completion outgrew gRPC's 4 MB limit at 1,000,000 followers. So: once the markers since
-      // the last flush may reach FLUSH_AFTER_BYTES, and at the end and before a hand-over.
-      // Also before the history could pass maxHistoryEvents: the history length a workflow sees
-      // is the one its task began with, so the hand-over check needs a flush to see the chunks'.
+      // The report is the pass's flush. Its signal goes out when the workflow task completes,
+      // which waits for every local activity in flight: awaiting it drains the chunk pipeline and
+      // records the chunks' markers. After every page, that drain cost 53 -> 49 ms CPU per 1,000
+      // entries and 25,000 -> 33,000 entries/s at 100,000 followers; never awaiting it kept the
+      // task open until its 8 s heartbeat, and the completion outgrew gRPC's 4 MB limit at
+      // 1,000,000 followers. So the pass flushes once the markers since the last flush may reach
+      // FLUSH_AFTER_BYTES; before its history could pass maxHistoryEvents (a workflow sees the
+      // history length its task began with, so the hand-over check needs the flush to count the
+      // chunks); before a hand-over; and at the end.
       sinceFlush += markerBytes(page.ids, input.chunkSize);
       eventsSinceFlush += Math.ceil(page.ids.length / input.chunkSize) + PAGE_EVENTS;
       const last = cursor === null || progress.abortReason !== null || handOver;
