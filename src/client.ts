@@ -20,6 +20,7 @@ import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType, fanoutWorkflowId, Sear
 import { FANOUT_OPTION_KEYS, type FanoutOptions, type FanoutProgress, type FanoutWorkflowInput, progressQuery, resolveFanoutOptions } from './model/fanout';
 import type { FeedsConfig } from './model/feeds';
 import {
+  checkUnfollowOptions,
   FOLLOW_WORKFLOW_TYPE,
   type FollowOptions,
   type FollowRequest,
@@ -29,7 +30,6 @@ import {
   type FollowWorkflowInput,
   followWorkflowId,
   resolveFollowOptions,
-  resolveUnfollowOptions,
   type UnfollowOptions,
 } from './model/follow';
 import { type ActivityInput, checkId, checkIdList, checkKeys, validateActivity } from './model/validation';
@@ -281,8 +281,7 @@ export class FeedClient {
    * activities from the follower's feeds. `options` apply when this starts the pair's run.
    */
   async unfollow(follower: string, followee: string, options: UnfollowOptions = {}): Promise<FollowRequested> {
-    resolveUnfollowOptions(options);
-    return this.requestFollow(follower, followee, false, options);
+    return this.requestFollow(follower, followee, false, checkUnfollowOptions(options));
   }
 
   private async requestFollow(follower: string, followee: string, follow: boolean, options: FollowOptions): Promise<FollowRequested> {

@@ -122,10 +122,12 @@ export function resolveFollowOptions(opts: FollowOptions, prefix = ''): Required
   };
 }
 
-/** Checks {@link UnfollowOptions} (no other key) and resolves them as follow options. @throws ValidationError naming the field. */
-export function resolveUnfollowOptions(opts: UnfollowOptions, prefix = 'options.'): ReturnType<typeof resolveFollowOptions> {
-  checkKeys(prefix.slice(0, -1), opts, UNFOLLOW_OPTION_KEYS);
-  return resolveFollowOptions(opts, prefix);
+/**
+ * Checks that `opts` holds only {@link UnfollowOptions} (their values are checked with the follow
+ * options, by {@link resolveFollowOptions}). @throws ValidationError naming the field.
+ */
+export function checkUnfollowOptions(opts: UnfollowOptions): UnfollowOptions {
+  return checkKeys('options', opts, UNFOLLOW_OPTION_KEYS) as UnfollowOptions;
 }
 
 /** Validates the workflow input. @throws ValidationError naming the field. */
