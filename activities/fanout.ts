@@ -5,12 +5,12 @@
  * @module
  */
 import { activityInfo, Context, log } from '@temporalio/activity';
-import { CancelledFailure } from '@temporalio/common';
-import { ValidationError } from '../src/errors';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ACTIVITY_REMOVED_FAILURE_TYPE, ValidationError } from '../src/errors';
 import type { FollowerPage, FollowerPageRequest, FollowerSource } from '../src/followers/follower-source';
 import { FanoutOperation, Limits } from '../src/model/constants';
-import { Metric } from '../src/model/metrics';
-import { checkEpochMs, checkFeedTypes, checkId, checkIdList, checkInt, checkObject } from '../src/model/validation';
+import { countChunkAttempt, Metric } from '../src/model/metrics';
+import { checkEpochMs, checkFeedTypes, checkId, checkIdList, checkInt, checkKeys, checkObject } from '../src/model/validation';
 import type { FeedStore, FeedWriteResult } from '../src/storage/feed-store';
 import { failFastOnBadInput } from './failures';
 import { withHeartbeats } from './heartbeat';
@@ -35,6 +35,13 @@ export interface GetFollowerPagePartInput extends GetFollowerPageInput {
   priority: 'high' | 'low';
   /** Epoch ms: see `FollowerPageRequest.activeUntil` (the LOW pass sets it). */
   activeUntil?: number;
+  /**
+   * With `activeUntil`: leave out the followers active only since then whose `feedType` feed
+   * already holds `activityId` (the HIGH pass wrote them), so the LOW pass does not write them
+   * twice. `feedType` is the last feed type the chunks write: an entry there means an attempt
+   * wrote every feed type before it too.
+   */
+  skipWritten?: { activityId: string; feedType: string };
 }
 
 /** One priority's followers of a page. */
@@ -43,6 +50,8 @@ export interface FollowerPagePart {
   ids: string[];
   /** Followers of the page of the other priority (not returned). */
   others: number;
+  /** Followers of this priority left out because their entry is already written (see `skipWritten`). */
+  alreadyWritten?: number;
   /** Cursor of the next page, or `null` if this was the last page. */
   nextCursor: string | null;
 }
@@ -77,8 +86,27 @@ export interface WriteFeedChunkInput {
   followerIds: string[];
 }
 
+/** What `writeFeedChunk` returns. */
+export interface WriteFeedChunkResult extends FeedWriteResult {
+  /**
+   * Epoch ms (this worker's clock) when the write finished. Recorded with the result, so a pass can
+   * tell how long it has been writing since it last let its workflow task complete, the same on replay.
+   */
+  at?: number;
+}
+
+/** Input of `chunkFailed`: a chunk that failed for good, as the workflow recorded it. */
+export interface ChunkFailedInput {
+  priority: 'high' | 'low';
+  firstFollowerId: string;
+  lastFollowerId: string;
+  size: number;
+  message: string;
+}
+
 /** Creates the fanout activities bound to their dependencies. */
 export function createFanoutActivities({ store, followers }: FanoutActivityDeps) {
+  const liveness = new ActivityLiveness(store);
   const feedTypesOf = (raw: unknown): string[] => {
     const feedTypes = raw === undefined ? store.fanoutFeedTypes : checkFeedTypes('input.feedTypes', raw);
     feedTypes.forEach((t, i) => store.config(t, `input.feedTypes[${i}]`));
@@ -110,9 +138,19 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
         const request = pageRequest(input, Limits.MAX_PASS_READ);
         if (input.priority !== 'high' && input.priority !== 'low') throw new ValidationError('input.priority', 'must be "high" or "low"');
         const activeUntil = input.activeUntil === undefined ? undefined : checkEpochMs('input.activeUntil', input.activeUntil);
-        const page = await withHeartbeats(() => followers.getFollowerPage({ ...request, activeUntil }));
-        const [ids, others] = input.priority === 'high' ? [page.high, page.low] : [page.low, page.high];
-        return { ids, others: others.length, nextCursor: page.nextCursor };
+        const skip = input.skipWritten === undefined ? undefined : checkKeys('input.skipWritten', input.skipWritten, ['activityId', 'feedType']);
+        const skipActivity = skip && checkId('input.skipWritten.activityId', skip.activityId);
+        const skipFeedType = skip && checkFeedTypes('input.skipWritten.feedType', [skip.feedType])[0]!;
+        if (skipFeedType !== undefined) store.config(skipFeedType, 'input.skipWritten.feedType');
+        return withHeartbeats(async () => {
+          const page = await followers.getFollowerPage({ ...request, activeUntil });
+          const [ids, others] = input.priority === 'high' ? [page.high, page.low] : [page.low, page.high];
+          if (input.priority === 'high' || !skipActivity || !skipFeedType || !page.recent?.length) return { ids, others: others.length, nextCursor: page.nextCursor };
+          // Followers active only since the fanout began: the HIGH pass wrote those it read as active.
+          const written = await store.ownersHolding(skipFeedType, page.recent, skipActivity);
+          const kept = written.size ? ids.filter((id) => !written.has(id)) : ids;
+          return { ids: kept, others: others.length, nextCursor: page.nextCursor, alreadyWritten: ids.length - kept.length };
+        });
       });
     },
 
@@ -151,8 +189,9 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
      * Heartbeats while it runs and stops between feed types once cancelled or timed out, so an
      * abandoned attempt does not keep writing beside its retry.
      */
-    async writeFeedChunk(input: WriteFeedChunkInput): Promise<FeedWriteResult> {
-      return failFastOnBadInput(async () => {
+    async writeFeedChunk(input: WriteFeedChunkInput): Promise<WriteFeedChunkResult> {
+      // Counts the attempt by outcome (feed_fanout_chunks), whichever shape runs the chunk.
+      return countChunkAttempt(Context.current().metricMeter, (input as Partial<WriteFeedChunkInput> | null)?.operation, () => failFastOnBadInput(async () => {
         checkObject('input', input);
         const feedTypes = feedTypesOf(input.feedTypes);
         const activityId = checkId('input.activityId', input.activityId);
@@ -164,6 +203,15 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
         }
         const time = operation === FanoutOperation.ADD ? new Date(checkEpochMs('input.activityTime', input.activityTime)) : undefined;
         const { metricMeter, info } = Context.current();
+        // Removed while this fanout ran (the client marks it first, then cancels the fanout): write
+        // nothing more. Checked per chunk, so a removal stops the writes within the chunks in flight.
+        if (time && !(await liveness.isLive(activityId))) {
+          throw ApplicationFailure.create({
+            type: ACTIVITY_REMOVED_FAILURE_TYPE,
+            nonRetryable: true,
+            message: `activity ${activityId} was removed (or never stored) while its fanout ran: chunk of ${ids.length} followers not written`,
+          });
+        }
         const started = Date.now();
         const entries = metricMeter.createCounter(time ? Metric.ENTRIES_WRITTEN : Metric.ENTRIES_REMOVED, 'entries');
         const total = await withHeartbeats(async (signal) => {
@@ -183,9 +231,18 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
         });
         metricMeter.createHistogram(Metric.CHUNK_DURATION, 'int', 'ms').record(Date.now() - started, { operation });
         metricMeter.createHistogram(Metric.CHUNK_ATTEMPT).record(info.attempt);
-        if (time && total.unchanged > 0) log.info('feed entries already present (earlier attempt)', { activityId, feedTypes, unchanged: total.unchanged });
-        return total;
-      });
+        if (time && total.unchanged > 0) log.debug('feed entries already present (earlier attempt)', { activityId, feedTypes, unchanged: total.unchanged });
+        return { ...total, at: Date.now() };
+      }));
+    },
+
+    /**
+     * Records nothing and changes nothing: a fanout runs it (as a local activity whose summary
+     * starts `FAILED:`) for each chunk that failed for good, so the failure stands out in the Web
+     * UI's event history. Logs the failure.
+     */
+    async chunkFailed(input: ChunkFailedInput): Promise<void> {
+      log.warn('fanout chunk failed for good', { ...input });
     },
   };
 }
@@ -203,4 +260,24 @@ function pageRequest(input: GetFollowerPageInput, maxLimit: number = Limits.MAX_
     // The workflow id names the walk (it survives continue-as-new), so a source may cache per walk.
     walkId: activityInfo().workflowExecution?.workflowId,
   };
+}
+
+/**
+ * Whether an activity is still stored and not being removed, asked once per chunk: concurrent
+ * questions about one activity share one read, so a big fanout's chunks cost a point read by
+ * `_id` now and then, not one each.
+ */
+class ActivityLiveness {
+  private readonly pending = new Map<string, Promise<boolean>>();
+
+  constructor(private readonly store: FeedStore) {}
+
+  isLive(activityId: string): Promise<boolean> {
+    let answer = this.pending.get(activityId);
+    if (!answer) {
+      answer = this.store.isActivityLive(activityId).finally(() => this.pending.delete(activityId));
+      this.pending.set(activityId, answer);
+    }
+    return answer;
+  }
 }

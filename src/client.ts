@@ -14,7 +14,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure, defineSearchAttributeKey, SearchAttributeType, TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Db, WriteConcernSettings } from 'mongodb';
-import { FANOUT_FAILED_FAILURE_TYPE, FanoutFailedError, ValidationError } from './errors';
+import { FANOUT_FAILED_FAILURE_TYPE, FanoutFailedError, NotFoundError, ValidationError } from './errors';
 import { deriveActivityId } from './model/activity-id';
 import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType, fanoutWorkflowId, SearchAttribute, TaskQueue } from './model/constants';
 import { FANOUT_OPTION_KEYS, type FanoutOptions, type FanoutProgress, type FanoutWorkflowInput, progressQuery, resolveFanoutOptions } from './model/fanout';
@@ -38,6 +38,17 @@ import { type AggregatedFeedPage, type FeedPage, FeedStore, type ReadFeedOptions
 import { checkFollowPair, type FollowCounts, type FollowEdge, FollowStore } from './storage/follow-store';
 
 export { deriveActivityId } from './model/activity-id';
+
+/** The distinct feed types of `a` then `b`. */
+function union(a: readonly string[], b: readonly string[]): string[] {
+  return [...new Set([...a, ...b])];
+}
+
+/** `err` as a {@link NotFoundError} naming the activity when the fanout does not exist; else `err`. */
+function notFound(err: unknown, activityId: string, operation: FanoutOperation, workflowId: string): unknown {
+  if (!(err instanceof WorkflowNotFoundError)) return err;
+  return new NotFoundError(`no ${operation} fanout for activity "${activityId}" (no workflow ${workflowId}); check the id, or the namespace`, { cause: err });
+}
 
 /** Options of {@link FeedClient}. */
 export interface FeedClientOptions {
@@ -149,7 +160,8 @@ export class FeedClient {
     this.checkFeedTypes(fanout.feedTypes);
     const activityId = a.id ?? deriveActivityId(a);
     const { id: _id, ...fields } = a;
-    await this.store.storeActivity({ _id: activityId, ...fields });
+    // The feed types its fanout writes, kept with it so a removal sweeps exactly those.
+    await this.store.storeActivity({ _id: activityId, ...fields, feedTypes: fanout.feedTypes ?? this.store.fanoutFeedTypes });
     // A scheduled post reaches the actor's own feed when the workflow publishes it.
     if (!scheduled) await this.store.addToFeeds(FeedType.USER, [a.actor], { id: activityId, actor: a.actor, time: a.time });
     return this.startFanout(
@@ -166,15 +178,18 @@ export class FeedClient {
   }
 
   /**
-   * Removes an activity: hides it at once (its stored copy and the actor's own feed entry go
-   * first), then starts a fanout that deletes it from every follower's feed. A fanout still
-   * adding it is cancelled first, and its chunks in flight finish, so no entry comes back.
+   * Removes an activity: hides it at once (marked as being removed, so readers stop seeing it and
+   * a fanout still adding it stops writing it), cancels that fanout and waits for its chunks in
+   * flight, takes it out of the actor's own feed, then starts a fanout that sweeps it out of every
+   * feed its add wrote: the feed types recorded with it (for activities stored before they were
+   * recorded: those its add fanout was started with, and the configured fanout feed types), or
+   * `options.feedTypes` when given.
    */
   async removeActivity(activityId: string, options: Pick<FanoutOptions, 'feedTypes'> = {}): Promise<FanoutStarted> {
     checkId('activityId', activityId);
     checkKeys('options', options, ['feedTypes']);
-    const { feedTypes } = resolveFanoutOptions({ ...this.fanoutDefaults, ...options }, 'options.');
-    this.checkFeedTypes(feedTypes);
+    const asked = options.feedTypes === undefined ? undefined : resolveFanoutOptions(options, 'options.').feedTypes;
+    this.checkFeedTypes(asked);
     const removeId = fanoutWorkflowId(FanoutOperation.REMOVE, activityId);
     const stored = await this.store.getActivity(activityId);
     if (!stored) {
@@ -187,10 +202,13 @@ export class FeedClient {
         throw err;
       }
     }
-    await this.cancelAndWait(fanoutWorkflowId(FanoutOperation.ADD, activityId));
+    await this.store.markActivityRemoved(activityId);
+    const addId = fanoutWorkflowId(FanoutOperation.ADD, activityId);
+    await this.cancelAndWait(addId);
     await this.store.removeFromFeeds(FeedType.USER, [stored.actor], { id: activityId, actor: stored.actor });
+    const feedTypes = asked ?? stored.feedTypes ?? union((await this.startInput(addId))?.feedTypes ?? [], this.store.fanoutFeedTypes);
     const started = await this.startFanout(
-      { operation: FanoutOperation.REMOVE, activityId, actorId: stored.actor, ...this.fanoutDefaults, ...(feedTypes ? { feedTypes } : {}) },
+      { operation: FanoutOperation.REMOVE, activityId, actorId: stored.actor, ...this.fanoutDefaults, feedTypes },
       `remove ${stored.actor} ${stored.verb} ${stored.object}`,
     );
     await this.store.deleteActivity(activityId);
@@ -261,7 +279,7 @@ export class FeedClient {
     this.store.aggregated(feedType, 'options.feedType');
     const activityId = a.id ?? deriveActivityId(a);
     const { id: _id, ...fields } = a;
-    await this.store.storeActivity({ _id: activityId, ...fields });
+    await this.store.storeActivity({ _id: activityId, ...fields, feedTypes: [feedType] });
     await this.store.addToFeeds(feedType, owners, { id: activityId, actor: a.actor, time: a.time });
     return { activityId };
   }
@@ -332,9 +350,16 @@ export class FeedClient {
     return this.follows.getCounts(userId);
   }
 
-  /** The current progress of an activity's fanout. */
+  /**
+   * The current progress of an activity's fanout (while it runs, or after: a worker answers for a
+   * closed run from its history).
+   * @throws NotFoundError when the activity has no such fanout (naming the id and the workflow id).
+   */
   async getProgress(activityId: string, operation: FanoutOperation = FanoutOperation.ADD): Promise<FanoutProgress> {
-    return this.handle(activityId, operation).query(progressQuery);
+    const handle = this.handle(activityId, operation);
+    return handle.query(progressQuery).catch((err: unknown) => {
+      throw notFound(err, activityId, operation, handle.workflowId);
+    });
   }
 
   /**
@@ -343,6 +368,7 @@ export class FeedClient {
    *   the counts and the first errors, its `progress` the counters.
    * @throws WorkflowFailedError from `@temporalio/client` if the run failed otherwise (bad input,
    *   cancelled, terminated).
+   * @throws NotFoundError when the activity has no such fanout.
    */
   async waitForFanout(activityId: string, operation: FanoutOperation = FanoutOperation.ADD): Promise<FanoutProgress> {
     const handle = this.handle(activityId, operation);
@@ -353,7 +379,7 @@ export class FeedClient {
       if (cause instanceof ApplicationFailure && cause.type === FANOUT_FAILED_FAILURE_TYPE) {
         throw new FanoutFailedError(cause.message, handle.workflowId, cause.details?.[0] as FanoutProgress | undefined, { cause: err });
       }
-      throw err;
+      throw notFound(err, activityId, operation, handle.workflowId);
     }
   }
 
@@ -397,6 +423,18 @@ export class FeedClient {
       return { activityId: input.activityId, workflowId, started: true };
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return { activityId: input.activityId, workflowId, started: false };
+      throw err;
+    }
+  }
+
+  /** The input the latest run of `workflowId` was started with, or undefined when there is no such workflow. */
+  private async startInput(workflowId: string): Promise<FanoutWorkflowInput | undefined> {
+    try {
+      const history = await this.temporal.workflow.getHandle(workflowId).fetchHistory();
+      const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      return payload ? this.temporal.options.loadedDataConverter.payloadConverter.fromPayload<FanoutWorkflowInput>(payload) : undefined;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
       throw err;
     }
   }

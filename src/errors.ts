@@ -57,6 +57,13 @@ export const VALIDATION_FAILURE_TYPE = 'ValidationError';
 export const FANOUT_FAILED_FAILURE_TYPE = 'FanoutFailed';
 
 /**
+ * The `ApplicationFailure.type` of a chunk write refused because its activity was removed (or
+ * never stored) while the fanout ran: not a failure of the chunk; the fanout stops dispatching and
+ * the removal cancels it.
+ */
+export const ACTIVITY_REMOVED_FAILURE_TYPE = 'ActivityRemoved';
+
+/**
  * A fanout ended *Failed*: some chunks failed for good (bad data, a misconfigured worker). The
  * message says how many chunks and followers and quotes the first errors; `progress` has the
  * counters. The chunks that succeeded stay written; fix the cause and add the activity again

@@ -31,11 +31,20 @@ import {
   proxyLocalActivities,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { FanoutActivities } from '../activities/fanout';
+import type { FanoutActivities, WriteFeedChunkResult } from '../activities/fanout';
 import { validateOrFail } from '../src/model/failures';
 import { FanoutOperation, Limits } from '../src/model/constants';
 import { type FanoutPassInput, initialPassProgress, type PassProgress, passProgressSignal, validatePassInput } from '../src/model/fanout';
-import { CHUNK_RETRY, chunkSummary, localChunkOptions, noteChunkFailure, shouldContinueAsNew, startedAhead } from './policies';
+import {
+  CHUNK_RETRY,
+  chunkSummary,
+  isActivityRemoved,
+  localChunkOptions,
+  noteChunkFailure,
+  recordChunkFailureMarker,
+  shouldContinueAsNew,
+  startedAhead,
+} from './policies';
 
 /**
  * How far the app's clock (which stamps `lastActiveAt`) may lag the Temporal server's. Followers
@@ -48,6 +57,21 @@ const retry = CHUNK_RETRY;
 
 /** The patch that made a pass report (and flush its workflow task) by size, not after every page. */
 export const FLUSH_BY_SIZE_PATCH = 'pass-flush-by-size';
+
+/**
+ * The patch that made a pass also flush once a second of chunk writes has passed since its last
+ * flush, and skip in the LOW pass the followers the HIGH pass wrote.
+ */
+export const FLUSH_BY_TIME_PATCH = 'pass-flush-by-time';
+
+/**
+ * How long a pass's workflow task may stay open while its chunks are written, measured by the
+ * chunks' own completion times (recorded in their results, so replay measures the same). While a
+ * task is open, nothing else reaches the run: a cancel (an activity removed while it is added), a
+ * signal, a query of its current details. Flushing this often costs a drain of the chunk pipeline
+ * per second, a few milliseconds.
+ */
+const FLUSH_EVERY_MS = 1000;
 
 /**
  * Roughly how many bytes of local activity markers one workflow task of a pass may collect before
@@ -79,6 +103,16 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
   // Anyone active since is written here, so nobody who became active between the passes is
   // skipped by both (see `FollowerPageRequest.activeUntil`).
   const lowOnly = input.priority === 'low' ? { activeUntil: input.fanoutStartedAt - ACTIVE_CLOCK_SKEW_MS } : {};
+  // Runs started before it flushed only by size and wrote the HIGH pass's recent followers again.
+  const flushByTime = patched(FLUSH_BY_TIME_PATCH);
+  // The LOW pass leaves out followers active only since then whose entry the HIGH pass wrote: an
+  // entry in the last feed type means an attempt wrote all of them.
+  const skipWritten = flushByTime && input.priority === 'low' ? { skipWritten: { activityId: input.activityId, feedType: input.feedTypes[input.feedTypes.length - 1]! } } : {};
+  /** Completion time (worker clock, from the chunk results) of the first and latest chunk since the last flush. */
+  let windowStart: number | null = null;
+  let windowEnd = 0;
+  /** Dispatching stops: a chunk failed the way every chunk would, or the activity was removed. */
+  const stopped = (): boolean => progress.abortReason !== null || progress.activityRemoved === true;
 
   /** Tells the fanout how far this pass is (best effort: a fanout that is gone needs no news). */
   const report = async (): Promise<void> => {
@@ -99,19 +133,30 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
       })
       // One `then` with both handlers: every promise a workflow makes costs a captured stack trace.
       .then(
-        (res) => {
+        (res: WriteFeedChunkResult) => {
           counters.chunksInFlight--;
           counters.chunksDone++;
           counters.entriesChanged += res.changed;
+          counters.followersWritten = (counters.followersWritten ?? 0) + followerIds.length;
           progress.servedMs = Date.now() - input.fanoutStartedAt;
+          if (res.at !== undefined) {
+            windowStart ??= res.at;
+            windowEnd = res.at;
+          }
         },
         (err: Error) => {
-          counters.chunksInFlight--;
-          if (isCancellation(err)) return;
+          if (isCancellation(err) || isActivityRemoved(err)) {
+            counters.chunksInFlight--;
+            if (!isCancellation(err)) progress.activityRemoved = true;
+            return;
+          }
           counters.chunksFailed++;
           // A bad field other than the follower ids is the same in every chunk: stop now.
-          const stop = noteChunkFailure(progress.failures, input.activityId, input.priority, err, followerIds.length, followerIds[0]);
+          const stop = noteChunkFailure(progress.failures, input.activityId, input.priority, err, followerIds.length, followerIds);
           progress.abortReason ??= stop;
+          // The chunk counts as in flight until its FAILED marker is recorded, so the run waits for it.
+          if (flushByTime) void recordChunkFailureMarker(input.priority, followerIds, progress.pagesRead, err).then(() => counters.chunksInFlight--);
+          else counters.chunksInFlight--;
         },
       );
   };
@@ -124,29 +169,40 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
     let readLimit = input.pageSize;
     // Read ahead, and abandoned when the pass is cancelled or fails: see `startedAhead`.
     const read = (from: string | null) =>
-      startedAhead(getFollowerPagePart({ userId: input.actorId, cursor: from, limit: readLimit, priority: input.priority, ...lowOnly }));
+      startedAhead(getFollowerPagePart({ userId: input.actorId, cursor: from, limit: readLimit, priority: input.priority, ...lowOnly, ...skipWritten }));
     let nextPage = read(cursor);
     // Runs started before the flush by size reported (and flushed) after every page.
     const flushBySize = patched(FLUSH_BY_SIZE_PATCH);
     let sinceFlush = 0;
     let eventsSinceFlush = 0;
+    const flush = async (): Promise<void> => {
+      await report();
+      sinceFlush = 0;
+      eventsSinceFlush = 0;
+      windowStart = null;
+    };
     for (;;) {
       const page = await nextPage;
       progress.pagesRead++;
-      progress.followersSeen += page.ids.length + page.others;
+      const alreadyWritten = page.alreadyWritten ?? 0;
+      progress.followersSeen += page.ids.length + page.others + alreadyWritten;
+      if (alreadyWritten) progress.alreadyWritten = (progress.alreadyWritten ?? 0) + alreadyWritten;
       counters.followers += page.ids.length;
       cursor = page.nextCursor;
-      const seen = page.ids.length + page.others;
+      const seen = page.ids.length + page.others + alreadyWritten;
       readLimit = Math.min(Limits.MAX_PASS_READ, Math.max(input.pageSize, Math.ceil((input.pageSize * seen) / Math.max(1, page.ids.length))));
       // Read the next page while this one's chunks are written: the HIGH pass keeps a quarter of
       // what it reads, so back-to-back reads are what bring its last follower forward (measured:
       // 80 ms between reads at 100,000 followers when the read waited for the dispatch and report).
       const handOver = cursor !== null && shouldContinueAsNew(input.maxHistoryEvents);
       if (cursor !== null && !handOver) nextPage = read(cursor);
-      for (let i = 0; i < page.ids.length && progress.abortReason === null; i += input.chunkSize) {
+      for (let i = 0; i < page.ids.length && !stopped(); i += input.chunkSize) {
         // Wait only when full: `condition` makes promises even when already true.
         if (counters.chunksInFlight >= input.maxInFlight) await condition(() => counters.chunksInFlight < input.maxInFlight);
-        if (progress.abortReason === null) startChunk(page.ids.slice(i, i + input.chunkSize));
+        // A second of writes since the last flush: let the task complete, so a cancel, signal or
+        // query waiting for this run gets in (see FLUSH_EVERY_MS).
+        if (flushByTime && windowStart !== null && windowEnd - windowStart >= FLUSH_EVERY_MS) await flush();
+        if (!stopped()) startChunk(page.ids.slice(i, i + input.chunkSize));
       }
       // The report is the pass's flush. Its signal goes out when the workflow task completes,
       // which waits for every local activity in flight: awaiting it drains the chunk pipeline and
@@ -159,14 +215,10 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
       // chunks); before a hand-over; and at the end.
       sinceFlush += markerBytes(page.ids, input.chunkSize);
       eventsSinceFlush += Math.ceil(page.ids.length / input.chunkSize) + PAGE_EVENTS;
-      const last = cursor === null || progress.abortReason !== null || handOver;
+      const last = cursor === null || stopped() || handOver;
       const nearLimit = workflowInfo().historyLength + eventsSinceFlush >= input.maxHistoryEvents;
-      if (!flushBySize || last || nearLimit || sinceFlush >= FLUSH_AFTER_BYTES) {
-        await report();
-        sinceFlush = 0;
-        eventsSinceFlush = 0;
-      }
-      if (cursor === null || progress.abortReason !== null) break;
+      if (!flushBySize || last || nearLimit || sinceFlush >= FLUSH_AFTER_BYTES) await flush();
+      if (cursor === null || stopped()) break;
       if (handOver) {
         // Local activities in flight cannot be carried over: let them finish, then hand over.
         await condition(() => counters.chunksInFlight === 0);

@@ -45,7 +45,7 @@ import {
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { FanoutActivities } from '../activities/fanout';
-import { FANOUT_FAILED_FAILURE_TYPE, ValidationError } from '../src/errors';
+import { ACTIVITY_REMOVED_FAILURE_TYPE, FANOUT_FAILED_FAILURE_TYPE, ValidationError } from '../src/errors';
 import { validateOrFail } from '../src/model/failures';
 import { FanoutOperation, FeedType, HEARTBEAT_TIMEOUT_MS, SearchAttribute } from '../src/model/constants';
 import { Metric } from '../src/model/metrics';
@@ -56,6 +56,7 @@ import {
   initialProgress,
   MAX_LISTED_FAILURES,
   type PassProgress,
+  type PriorityProgress,
   passProgressSignal,
   progressQuery,
   type ResolvedFanoutInput,
@@ -63,13 +64,35 @@ import {
   validatePassProgress,
 } from '../src/model/fanout';
 import { fanoutPassWorkflow } from './fanout-pass';
-import { CHUNK_RETRY, chunkSummary, localChunkOptions, noteChunkFailure, shouldContinueAsNew, startedAhead } from './policies';
+import {
+  CHUNK_RETRY,
+  chunkSummary,
+  describeFailure,
+  isActivityRemoved,
+  localChunkOptions,
+  noteChunkFailure,
+  recordChunkFailureMarker,
+  shouldContinueAsNew,
+  startedAhead,
+} from './policies';
 
 /**
  * The patch that made fanouts write by priority passes (`fanoutPassWorkflow`): runs started
  * before it go on page by page when they replay. Kept while such runs may exist.
  */
 export const PRIORITY_PASSES_PATCH = 'fanout-priority-passes';
+
+/**
+ * The patch that records a `FAILED:` marker for each chunk of this run that failed for good (see
+ * `recordChunkFailureMarker`). Asked only when a chunk fails, so runs without failures carry no marker.
+ */
+export const CHUNK_FAILURE_MARKER_PATCH = 'chunk-failure-marker';
+
+/**
+ * How long a fanout whose activity was removed while it ran waits for the removal to cancel it
+ * (the client marks the activity, then cancels at once) before it fails, saying so.
+ */
+const REMOVAL_CANCEL_WAIT_MS = 60_000;
 
 const retry = CHUNK_RETRY;
 
@@ -101,6 +124,27 @@ const chunkOptions: ActivityOptions = {
 const stalledKey = defineSearchAttributeKey(SearchAttribute.STALLED, SearchAttributeType.BOOL);
 const actorKey = defineSearchAttributeKey(SearchAttribute.ACTOR, SearchAttributeType.KEYWORD);
 
+/** A count with thousands separators, as the Web UI shows it. */
+function num(x: number): string {
+  return String(x).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+/**
+ * One priority's line of the current details. Every count says what it counts at that moment:
+ * followers whose chunk finished, of those found so far (and of all there are, once known).
+ */
+function priorityLine(name: 'HIGH' | 'LOW', c: PriorityProgress, done: boolean, passRunning: boolean, expected?: number): string {
+  const chunks = `${c.chunksInFlight} chunks in flight, ${c.chunksDone} done, ${c.chunksFailed} failed`;
+  if (!done && c.followers === 0) {
+    const toWrite = expected === undefined ? '' : ` (${num(expected)} followers to write)`;
+    return `${name}: ${passRunning ? 'pass started, nothing reported yet' : 'none found yet'}${toWrite}`;
+  }
+  const written = c.followersWritten ?? c.entriesChanged;
+  if (done) return `${name}: ${num(written)} of ${num(c.followers)} followers written; ${chunks}`;
+  const all = expected === undefined ? '' : ` (${num(expected)} in all)`;
+  return `${name}: ${num(written)} of the ${num(c.followers)} followers found so far written${all}; ${chunks}`;
+}
+
 /** Validates the input (a bad one, even a bizarre one, fails the run, never the workflow task). */
 function validate(raw: FanoutWorkflowInput): ResolvedFanoutInput {
   return validateOrFail((value) => {
@@ -118,9 +162,7 @@ function fanoutFailure(progress: FanoutProgress, abortReason: string | null): Ap
   const failedChunks = progress.high.chunksFailed + progress.low.chunksFailed;
   const chunks = failedChunks + progress.high.chunksDone + progress.low.chunksDone;
   const failedFollowers = progress.failures.reduce((n, f) => n + (f.firstFollowerId === undefined ? 0 : f.size), 0);
-  const first = progress.failures
-    .slice(0, 3)
-    .map((f) => (f.firstFollowerId === undefined ? `[removal batch] ${f.message}` : `[${f.priority} chunk from ${f.firstFollowerId}, ${f.size} followers] ${f.message}`));
+  const first = progress.failures.slice(0, 3).map(describeFailure);
   const listed = progress.failures.length < failedChunks ? `the first ${progress.failures.length} of them hold ${failedFollowers}` : `${failedFollowers}`;
   const message =
     `${progress.operation} fanout of activity ${progress.activityId} failed: ${failedChunks} of ${chunks} chunks failed for good ` +
@@ -147,21 +189,25 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
   const searchAttributes = workflowInfo().typedSearchAttributes.get(actorKey) !== undefined;
   /** The run's current details (Web UI, `temporal workflow metadata`): live counts, and a stall. */
   const showProgress = (): void => {
-    const n = (x: number) => String(x).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-    const line = (name: string, c: FanoutProgress['high']) =>
-      `${name}: ${n(c.entriesChanged)} of ${n(c.followers)} followers' entries written, ${c.chunksInFlight} chunks in flight, ${c.chunksDone} done, ${c.chunksFailed} failed`;
+    const failed = progress.high.chunksFailed + progress.low.chunksFailed;
     setCurrentDetails(
       [
         // First: the Web UI shows the top of the details.
         ...(progress.stalled ? [`**Stalled:** ${progress.stalled}`] : []),
+        ...(progress.activityRemoved ? ['**Removed:** the activity was removed while this fanout ran; its chunks stopped writing, and the removal sweeps what was written.'] : []),
         `**${input.operation} fanout of ${input.activityId}** by ${input.actorId}: ${progress.done ? 'done' : 'running'}, ` +
-          `${n(progress.followersSeen)} followers seen in ${progress.pagesRead} pages (run ${progress.continuedAsNew + 1})`,
-        line('HIGH', progress.high),
-        line('LOW', progress.low),
-        ...(progress.failures.length ? [`**Failed chunks:** ${progress.high.chunksFailed + progress.low.chunksFailed}, first: ${progress.failures[0]!.message}`] : []),
+          `${num(progress.followersSeen)} followers seen in ${progress.pagesRead} pages (run ${progress.continuedAsNew + 1})`,
+        ...(input.operation === FanoutOperation.REMOVE
+          ? [`Removed ${num(progress.low.entriesChanged)} entries in ${progress.low.chunksDone} batches, ${progress.low.chunksInFlight} in flight, ${progress.low.chunksFailed} failed`]
+          : [priorityLine('HIGH', progress.high, progress.done || highPassDone, passRunning.high), priorityLine('LOW', progress.low, progress.done, passRunning.low, lowExpected())]),
+        ...(failed ? [`**Failed chunks:** ${failed}${failed > progress.failures.length ? ` (the first ${progress.failures.length} listed)` : ''}`, ...progress.failures.map((f) => `- ${describeFailure(f)}`)] : []),
       ].join('\n\n'),
     );
   };
+  /** LOW followers to expect, once the HIGH pass has seen every follower; else undefined. */
+  const lowExpected = (): number | undefined => (highPassDone ? progress.followersSeen - progress.high.followers - alreadyWritten : undefined);
+  let highPassDone = false;
+  let alreadyWritten = 0;
   const setStalled = (reason: string | null): void => {
     if (reason === progress.stalled) return;
     const was = progress.stalled;
@@ -248,24 +294,35 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
           counters.chunksInFlight--;
           counters.chunksDone++;
           counters.entriesChanged += res.changed;
+          counters.followersWritten = (counters.followersWritten ?? 0) + followerIds.length;
           moved(priority);
           if (priority === 'high') progress.highServedMs = lastMoved.high - startedAt;
         },
         (err: Error) => {
-          counters.chunksInFlight--;
           moved(priority);
-          // Cancelled before it started (the fanout is being cancelled): not a failure.
-          if (!isCancellation(err)) recordFailure(priority, err, followerIds.length, followerIds[0]);
+          // Cancelled before it started (the fanout is being cancelled), or refused because the
+          // activity is being removed: not a failure.
+          if (isCancellation(err) || isActivityRemoved(err)) {
+            counters.chunksInFlight--;
+            if (!isCancellation(err)) progress.activityRemoved = true;
+            return;
+          }
+          recordFailure(priority, err, followerIds.length, followerIds);
+          // The chunk counts as in flight until its FAILED marker is recorded, so the run waits for it.
+          if (patched(CHUNK_FAILURE_MARKER_PATCH)) void recordChunkFailureMarker(priority, followerIds, progress.pagesRead, err).then(() => counters.chunksInFlight--);
+          else counters.chunksInFlight--;
         },
       );
   };
 
   /** Counts a chunk (or removal batch) that failed for good and keeps its error, if among the first. */
-  const recordFailure = (priority: 'high' | 'low', err: Error, size: number, firstFollowerId?: string): void => {
+  const recordFailure = (priority: 'high' | 'low', err: Error, size: number, followerIds?: string[]): void => {
     progress[priority].chunksFailed++;
     // A removal batch, or a bad field other than the follower ids, fails the same way every time: stop now.
-    abortReason ??= noteChunkFailure(progress.failures, input.activityId, priority, err, size, firstFollowerId);
+    abortReason ??= noteChunkFailure(progress.failures, input.activityId, priority, err, size, followerIds);
   };
+  /** Dispatching stops: a chunk failed the way every chunk would, or the activity was removed. */
+  const stopped = (): boolean => abortReason !== null || progress.activityRemoved === true;
 
   // Awaited later, while chunks are dispatched: see `startedAhead`.
   const readPage = (from: string | null) => startedAhead(getFollowerPage({ userId: input.actorId, cursor: from, limit: input.pageSize }));
@@ -349,15 +406,15 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
         for (let i = 0; i < ids.length; i += input.chunkSize) {
           // Wait only when full: `condition` makes promises even when already true.
           if (inFlight() >= input.maxInFlight) await condition(() => inFlight() < input.maxInFlight);
-          if (abortReason !== null) break dispatch;
+          if (stopped()) break dispatch;
           startChunk(priority, ids.slice(i, i + input.chunkSize));
         }
       }
-      if (cursor === null || abortReason !== null) break;
+      if (cursor === null || stopped()) break;
       if (handOver) {
         // Pending activities cannot be carried over: let them finish, then hand over the cursor.
         await condition(() => inFlight() === 0);
-        if (abortReason !== null) break;
+        if (stopped()) break;
         progress.continuedAsNew++;
         const { continued: _previous, ...original } = rawInput;
         // The settled feed types travel explicitly, so every run writes the same ones.
@@ -386,6 +443,9 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
       progress.continuedAsNew = (high?.continuedAsNew ?? 0) + (low?.continuedAsNew ?? 0);
       progress.failures = [...(high?.failures ?? []), ...(low?.failures ?? [])].slice(0, MAX_LISTED_FAILURES);
       progress.highServedMs = high?.servedMs ?? null;
+      alreadyWritten = low?.alreadyWritten ?? 0;
+      highPassDone = high?.done ?? false;
+      if (pass.activityRemoved) progress.activityRemoved = true;
       if (pass.abortReason !== null && abortReason === null) abortReason = pass.abortReason;
       moved(pass.priority);
     };
@@ -402,6 +462,7 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
       if (priority === 'low' && reported.high?.done && progress.followersSeen === progress.high.followers) break;
       passRunning[priority] = true;
       lastMoved[priority] = Date.now();
+      showProgress();
       const queue = priority === 'high' ? input.highTaskQueue : input.lowTaskQueue;
       const result = await executeChild(fanoutPassWorkflow, {
         workflowId: fanoutPassWorkflowId(workflowId, priority),
@@ -433,7 +494,7 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
       passRunning[priority] = false;
       apply(result);
       showProgress();
-      if (abortReason !== null) break;
+      if (stopped()) break;
     }
     return finish();
   }
@@ -481,6 +542,7 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
   /** Waits for the chunks in flight, then completes, or fails if any chunk failed for good. */
   async function finish(): Promise<FanoutProgress> {
     await condition(() => inFlight() === 0);
+    if (progress.activityRemoved) return removedWhileAdding();
     const failedChunks = progress.high.chunksFailed + progress.low.chunksFailed;
     log.info('fanout finished', {
       activityId: input.activityId,
@@ -493,11 +555,35 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
     progress.done = true;
     showProgress();
     const tags = { operation: input.operation };
-    metricMeter.createCounter(Metric.FANOUTS).add(1, { ...tags, outcome: failedChunks > 0 ? 'failed' : 'completed' });
+    const outcome = failedChunks > 0 ? 'failed' : 'completed';
+    const fanouts = metricMeter.createCounter(Metric.FANOUTS);
+    // The other outcome's series too (adding 0): a series Prometheus first sees at 1 shows no
+    // increase, so a worker's first failed fanout would go unseen by `increase(...)`.
+    for (const o of ['completed', 'failed'] as const) fanouts.add(o === outcome ? 1 : 0, { ...tags, outcome: o });
     metricMeter.createHistogram(Metric.FANOUT_DURATION, 'int', 'ms').record(Date.now() - startedAt, tags);
     if (progress.highServedMs !== null) metricMeter.createHistogram(Metric.HIGH_SERVED, 'int', 'ms').record(progress.highServedMs);
     // Never report success over failed work: the run ends Failed, with counts and the first errors.
     if (failedChunks > 0) throw fanoutFailure(progress, abortReason);
     return progress;
+  }
+
+  /**
+   * The activity was removed while it was being added: its chunks stopped writing. The removal
+   * cancels this run right after marking the activity, so wait for that (the run ends Cancelled);
+   * should it not come (the remover died in between), fail saying what to do.
+   */
+  async function removedWhileAdding(): Promise<never> {
+    showProgress();
+    log.info('activity removed while its fanout ran: waiting for the removal to cancel this run', { activityId: input.activityId });
+    await sleep(REMOVAL_CANCEL_WAIT_MS);
+    throw ApplicationFailure.create({
+      type: ACTIVITY_REMOVED_FAILURE_TYPE,
+      nonRetryable: true,
+      message:
+        `activity ${input.activityId} was removed while this fanout added it, or was never stored (its chunks stopped writing), and no removal ` +
+        `cancelled the run within ${REMOVAL_CANCEL_WAIT_MS / 1000} s: run \`feed-fanout remove ${input.activityId}\` to sweep what was written ` +
+        `(an app that starts fanouts itself stores the activity in the activities collection first)`,
+      details: [progress],
+    });
   }
 }

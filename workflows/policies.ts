@@ -4,9 +4,18 @@
  * (deterministic: Temporal APIs only).
  * @module
  */
-import { ActivityCancellationType, ApplicationFailure, type LocalActivityOptions, log, type RetryPolicy, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  type LocalActivityOptions,
+  log,
+  proxyLocalActivities,
+  type RetryPolicy,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { FanoutActivities } from '../activities/fanout';
 import { type ChunkFailure, MAX_LISTED_FAILURES } from '../src/model/fanout';
-import { VALIDATION_FAILURE_TYPE } from '../src/errors';
+import { ACTIVITY_REMOVED_FAILURE_TYPE, VALIDATION_FAILURE_TYPE } from '../src/errors';
 
 /** Continue as new past this history size in bytes even if not suggested (hard limit 50 MB). */
 const MAX_HISTORY_BYTES = 10 * 1024 * 1024;
@@ -45,7 +54,7 @@ export function chunkSummary(priority: 'high' | 'low', followerIds: string[], pa
  * same way (bad input in a field other than the follower ids), so the fanout should stop.
  */
 export function chunkFailure(err: Error): { message: string; sameForAll: boolean } {
-  const cause = err.cause instanceof ApplicationFailure ? err.cause : undefined;
+  const cause = applicationFailureOf(err);
   const message = cause?.message ?? (err.cause instanceof Error ? err.cause.message : err.message);
   const field = cause?.type === VALIDATION_FAILURE_TYPE ? cause.details?.[0] : undefined;
   return { message, sameForAll: typeof field === 'string' && !field.startsWith('input.followerIds') };
@@ -66,16 +75,42 @@ export function localChunkOptions(timeoutMs: number, summary: string): LocalActi
   };
 }
 
+/** Whether a chunk was refused because its activity was removed while the fanout ran (not a failure). */
+export function isActivityRemoved(err: Error): boolean {
+  return applicationFailureOf(err)?.type === ACTIVITY_REMOVED_FAILURE_TYPE;
+}
+
 /**
- * Keeps a chunk (or removal batch) that failed for good among the first `MAX_LISTED_FAILURES` of
- * `failures` and logs it. Returns why dispatching should stop when every other chunk would fail
- * the same way (a removal batch, or a bad field other than the follower ids), else null.
+ * The `ApplicationFailure` an activity threw: the error's cause for an activity task (an
+ * `ActivityFailure` wraps it), the error itself for a local activity that failed for good.
  */
-export function noteChunkFailure(failures: ChunkFailure[], activityId: string, priority: 'high' | 'low', err: Error, size: number, firstFollowerId?: string): string | null {
+function applicationFailureOf(err: Error): ApplicationFailure | undefined {
+  if (err instanceof ApplicationFailure) return err;
+  return err.cause instanceof ApplicationFailure ? err.cause : undefined;
+}
+
+/**
+ * Keeps a chunk (or removal batch, with no follower ids) that failed for good among the first
+ * `MAX_LISTED_FAILURES` of `failures` and logs it. Returns why dispatching should stop when every
+ * other chunk would fail the same way (a removal batch, or a bad field other than the follower
+ * ids), else null.
+ */
+export function noteChunkFailure(failures: ChunkFailure[], activityId: string, priority: 'high' | 'low', err: Error, size: number, followerIds?: readonly string[]): string | null {
   const { message, sameForAll } = chunkFailure(err);
-  if (failures.length < MAX_LISTED_FAILURES) failures.push({ priority, ...(firstFollowerId === undefined ? {} : { firstFollowerId }), size, message });
-  log.error('fanout chunk failed for good', { activityId, priority, firstFollowerId, message });
+  const firstFollowerId = followerIds?.[0];
+  const lastFollowerId = followerIds?.[followerIds.length - 1];
+  if (failures.length < MAX_LISTED_FAILURES) {
+    failures.push({ priority, ...(firstFollowerId === undefined ? {} : { firstFollowerId, lastFollowerId: lastFollowerId! }), size, message });
+  }
+  log.error('fanout chunk failed for good', { activityId, priority, firstFollowerId, lastFollowerId, message });
   return firstFollowerId === undefined || sameForAll ? `every chunk would fail the same way (${message})` : null;
+}
+
+/** A listed failure in words: priority, size and follower range, then the error. */
+export function describeFailure(f: ChunkFailure): string {
+  if (f.firstFollowerId === undefined) return `[removal batch] ${f.message}`;
+  const range = f.lastFollowerId && f.lastFollowerId !== f.firstFollowerId ? `${f.firstFollowerId} … ${f.lastFollowerId}` : `from ${f.firstFollowerId}`;
+  return `[${f.priority.toUpperCase()} chunk of ${f.size} followers, ${range}] ${f.message}`;
 }
 
 /**
@@ -86,4 +121,20 @@ export function noteChunkFailure(failures: ChunkFailure[], activityId: string, p
 export function startedAhead<T>(promise: Promise<T>): Promise<T> {
   promise.catch(() => undefined);
   return promise;
+}
+
+/**
+ * Records a chunk that failed for good as a marker of its own whose summary says so (`FAILED: HIGH
+ * 100 followers a … b (page 3): <error>`): the failed chunk's own marker carries the summary it was
+ * scheduled with, which reads like a successful one in the Web UI. A local activity that only logs.
+ * Resolves once recorded (or the run is cancelled); never rejects.
+ */
+export function recordChunkFailureMarker(priority: 'high' | 'low', followerIds: string[], page: number, err: Error): Promise<void> {
+  const { message } = chunkFailure(err);
+  const summary = `FAILED: ${chunkSummary(priority, followerIds, page)}: ${message.length > 300 ? `${message.slice(0, 300)}…` : message}`;
+  const { chunkFailed } = proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: '10 seconds', retry: CHUNK_RETRY, summary });
+  return chunkFailed({ priority, firstFollowerId: followerIds[0] ?? '', lastFollowerId: followerIds[followerIds.length - 1] ?? '', size: followerIds.length, message }).then(
+    () => undefined,
+    () => undefined,
+  );
 }

@@ -28,6 +28,10 @@ export interface FollowerPageRequest {
    * this to a moment before its fanout began, so every follower it classifies HIGH was already
    * HIGH when the HIGH pass read them. A custom source must honour it the same way (or classify
    * everyone LOW when it is set, which costs duplicate writes but loses nobody).
+   *
+   * A source should also list, in {@link FollowerPage.recent}, the LOW followers of the page who
+   * are active only after this time: the HIGH pass may have written them already, and the LOW
+   * pass skips those whose entry is in place instead of writing them twice.
    */
   activeUntil?: number | undefined;
 }
@@ -41,6 +45,12 @@ export interface FollowerPage {
   high: string[];
   /** Inactive followers: written on the `low-fanout` queue. */
   low: string[];
+  /**
+   * Only with `activeUntil`: the followers of `low` who are active, but only since `activeUntil`
+   * (the HIGH pass of the same fanout may have written them). Optional: a source that leaves it
+   * out costs the LOW pass duplicate writes (counted as unchanged), never a missed follower.
+   */
+  recent?: string[];
   /** Cursor of the next page, or `null` if this was the last page. */
   nextCursor: string | null;
 }

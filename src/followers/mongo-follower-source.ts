@@ -43,8 +43,10 @@ interface Snapshot {
   /** Cache key: walk id and user id. */
   key: string;
   ids: string[];
-  /** Ids of users active since the walk began (all users, not only followers). */
+  /** Ids of users who count as active (all users, not only followers). */
   active: Set<string>;
+  /** With `activeUntil`: ids of users active only after it. */
+  recent: Set<string>;
   lastUsed: number;
 }
 
@@ -96,13 +98,14 @@ export class MongoFollowerSource implements FollowerSource {
     const { userId, cursor, limit, walkId } = request;
     const until = request.activeUntil === undefined ? undefined : new Date(request.activeUntil);
     const snapshot = walkId !== undefined && (await this.pagingStrategy()) === 'snapshot';
-    const { ids, more, active } = snapshot
+    const { ids, more, active, recent } = snapshot
       ? this.pageFromSnapshot(await this.snapshot(`${walkId}\u0000${userId}\u0000${request.activeUntil ?? ''}`, userId, cursor, until), cursor, limit)
       : await this.pageFromQuery(userId, cursor, limit, until);
-    if (ids.length === 0) return { high: [], low: [], nextCursor: null };
+    if (ids.length === 0) return { high: [], low: [], nextCursor: null, ...(until ? { recent: [] } : {}) };
 
     const page: FollowerPage = { high: [], low: [], nextCursor: more ? ids[ids.length - 1]! : null };
     for (const id of ids) (active.has(id) ? page.high : page.low).push(id);
+    if (until) page.recent = page.low.filter((id) => recent.has(id));
     return page;
   }
 
@@ -112,8 +115,8 @@ export class MongoFollowerSource implements FollowerSource {
     // One more than asked tells whether another page exists, without an empty last page.
     const all = await this.idArray(Collections.FOLLOWS, filter, 'follower', limit + 1);
     const ids = all.length > limit ? all.slice(0, limit) : all;
-    const active = ids.length ? await this.activeByIn(ids, until) : new Set<string>();
-    return { ids, more: all.length > limit, active };
+    const { active, recent } = ids.length ? await this.activeByIn(ids, until) : { active: new Set<string>(), recent: new Set<string>() };
+    return { ids, more: all.length > limit, active, recent };
   }
 
   /**
@@ -144,13 +147,16 @@ export class MongoFollowerSource implements FollowerSource {
     let snap = this.snapshots.get(key);
     if (!snap || cursor === null) {
       if (snap) this.drop(key);
-      const [edges, active] = await Promise.all([
+      const [edges, users] = await Promise.all([
         this.follows.find({ followee: userId }, { projection: { _id: 0, follower: 1 } }).sort({ follower: 1 }).toArray(),
-        this.users.find({ lastActiveAt: this.activeRange(until) }, { projection: { _id: 1 } }).toArray(),
+        this.users.find({ lastActiveAt: { $gte: this.activeSince() } }, { projection: { _id: 1, lastActiveAt: 1 } }).toArray(),
       ]);
-      snap = { key, ids: edges.map((e) => e.follower), active: new Set(active.map((u) => u._id)), lastUsed: Date.now() };
+      const active = new Set<string>();
+      const recent = new Set<string>();
+      for (const u of users) (until && u.lastActiveAt! > until ? recent : active).add(u._id);
+      snap = { key, ids: edges.map((e) => e.follower), active, recent, lastUsed: Date.now() };
       this.snapshots.set(key, snap);
-      this.cachedIds += snap.ids.length + snap.active.size;
+      this.cachedIds += snap.ids.length + snap.active.size + snap.recent.size;
       this.evictOverflow(key);
     }
     snap.lastUsed = Date.now();
@@ -162,13 +168,13 @@ export class MongoFollowerSource implements FollowerSource {
     const ids = snap.ids.slice(start, start + limit);
     const more = start + limit < snap.ids.length;
     if (!more) this.drop(snap.key); // the walk is done
-    return { ids, more, active: snap.active };
+    return { ids, more, active: snap.active, recent: snap.recent };
   }
 
   private drop(key: string): void {
     const snap = this.snapshots.get(key);
     if (!snap) return;
-    this.cachedIds -= snap.ids.length + snap.active.size;
+    this.cachedIds -= snap.ids.length + snap.active.size + snap.recent.size;
     this.snapshots.delete(key);
   }
 
@@ -184,14 +190,31 @@ export class MongoFollowerSource implements FollowerSource {
     }
   }
 
-  /** Last-active times that make a follower HIGH: within the window, and not after `until`. */
-  private activeRange(until: Date | undefined): { $gte: Date; $lte?: Date } {
-    const since = new Date(this.now().getTime() - this.activeWithinMs);
-    return until === undefined ? { $gte: since } : { $gte: since, $lte: until };
+  /** The earliest last-active time that makes a follower HIGH. */
+  private activeSince(): Date {
+    return new Date(this.now().getTime() - this.activeWithinMs);
   }
 
-  private async activeByIn(ids: string[], until: Date | undefined): Promise<Set<string>> {
-    return new Set(await this.idArray(Collections.USERS, { _id: { $in: ids }, lastActiveAt: this.activeRange(until) }, '_id'));
+  /**
+   * Of `ids`, the users active within the window (`active`: HIGH) and, with `until`, those active
+   * only after it (`recent`: LOW for this walk, though maybe written by the HIGH pass). One query.
+   */
+  private async activeByIn(ids: string[], until: Date | undefined): Promise<{ active: Set<string>; recent: Set<string> }> {
+    const filter = { _id: { $in: ids }, lastActiveAt: { $gte: this.activeSince() } };
+    if (until === undefined) return { active: new Set(await this.idArray(Collections.USERS, filter, '_id')), recent: new Set() };
+    const active = new Set<string>();
+    const recent = new Set<string>();
+    if (await isFerretDb(this.db)) {
+      // No `$push` on FerretDB 1.24: the documents, then the split here.
+      for (const u of await this.users.find(filter, { projection: { _id: 1, lastActiveAt: 1 } }).toArray()) (u.lastActiveAt! > until ? recent : active).add(u._id);
+      return { active, recent };
+    }
+    // Two arrays at most, one per side of `until` (see `idArray` on why arrays).
+    const groups = await this.users
+      .aggregate<{ _id: boolean; ids: string[] }>([{ $match: filter }, { $group: { _id: { $gt: ['$lastActiveAt', until] }, ids: { $push: '$_id' } } }])
+      .toArray();
+    for (const g of groups) for (const id of g.ids) (g._id ? recent : active).add(id);
+    return { active, recent };
   }
 }
 

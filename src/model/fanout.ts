@@ -118,6 +118,12 @@ export interface PriorityProgress {
   chunksInFlight: number;
   /** Feed entries actually inserted (add) or deleted (remove); duplicates on retry don't count. */
   entriesChanged: number;
+  /**
+   * Followers of this priority whose chunk finished: their feeds hold the entry (an add). Unlike
+   * `entriesChanged`, counts each follower once whatever the feed types, and counts entries an
+   * earlier attempt had written. Absent in progress recorded before it existed.
+   */
+  followersWritten?: number;
 }
 
 /** A chunk (or removal batch) that failed for good. Only the first few are kept, to keep history small. */
@@ -125,6 +131,8 @@ export interface ChunkFailure {
   priority: 'high' | 'low';
   /** First follower id of the chunk, to find it again (absent for a removal batch). */
   firstFollowerId?: string;
+  /** Last follower id of the chunk (absent for a removal batch, and in failures recorded before it existed). */
+  lastFollowerId?: string;
   /** Followers in the chunk, or entries asked for by the removal batch. */
   size: number;
   message: string;
@@ -159,6 +167,11 @@ export interface FanoutProgress {
    * time until every active follower had the entry. `null` before the first HIGH chunk.
    */
   highServedMs: number | null;
+  /**
+   * True when the activity was removed while this add fanout ran: its chunks stopped writing
+   * (they check before each write), and the removal cancels the run.
+   */
+  activityRemoved?: boolean;
 }
 
 /** Chunk failures listed in the progress; the counters still count all of them. */
@@ -266,24 +279,14 @@ function validateContinuation(field: string, raw: unknown, input: ResolvedFanout
   const f = `${field}.progress`;
   const p = checkKeys(f, c.progress, [
     'operation', 'activityId', 'actorId', 'feedTypes', 'followersSeen', 'pagesRead', 'high', 'low',
-    'continuedAsNew', 'done', 'failures', 'stalled', 'highServedMs',
+    'continuedAsNew', 'done', 'failures', 'stalled', 'highServedMs', 'activityRemoved',
   ]);
   const same = <K extends 'operation' | 'activityId' | 'actorId'>(key: K): ResolvedFanoutInput[K] => {
     if (p[key] !== input[key]) throw new ValidationError(`${f}.${key}`, `must equal input.${key} (${JSON.stringify(input[key])}), got ${JSON.stringify(p[key])}`);
     return input[key];
   };
-  const priority = (name: 'high' | 'low'): PriorityProgress => {
-    const q = checkKeys(`${f}.${name}`, p[name], ['followers', 'chunksDone', 'chunksFailed', 'chunksInFlight', 'entriesChanged']);
-    // A run hands over only once its chunks have finished, so nothing is in flight at the start.
-    checkInt(`${f}.${name}.chunksInFlight`, q.chunksInFlight, 0, 0);
-    return {
-      followers: checkCount(`${f}.${name}.followers`, q.followers),
-      chunksDone: checkCount(`${f}.${name}.chunksDone`, q.chunksDone),
-      chunksFailed: checkCount(`${f}.${name}.chunksFailed`, q.chunksFailed),
-      chunksInFlight: 0,
-      entriesChanged: checkCount(`${f}.${name}.entriesChanged`, q.entriesChanged),
-    };
-  };
+  // A run hands over only once its chunks have finished, so nothing is in flight at the start.
+  const priority = (name: 'high' | 'low'): PriorityProgress => checkPriorityProgress(`${f}.${name}`, p[name], 0);
   if (!Array.isArray(p.failures) || p.failures.length > MAX_LISTED_FAILURES) {
     throw new ValidationError(`${f}.failures`, `must be a list of at most ${MAX_LISTED_FAILURES} chunk failures`);
   }
@@ -306,17 +309,32 @@ function validateContinuation(field: string, raw: unknown, input: ResolvedFanout
       failures,
       stalled: p.stalled === undefined || p.stalled === null ? null : checkText(`${f}.stalled`, p.stalled, 2000),
       highServedMs: p.highServedMs === undefined || p.highServedMs === null ? null : checkCount(`${f}.highServedMs`, p.highServedMs),
+      ...(p.activityRemoved === undefined ? {} : { activityRemoved: checkBoolean(`${f}.activityRemoved`, p.activityRemoved) }),
     },
+  };
+}
+
+/** Checks one priority's counters; `maxInFlight` 0 for a run's start, where nothing can be in flight. */
+function checkPriorityProgress(f: string, raw: unknown, maxInFlight = Number.MAX_SAFE_INTEGER): PriorityProgress {
+  const q = checkKeys(f, raw, ['followers', 'chunksDone', 'chunksFailed', 'chunksInFlight', 'entriesChanged', 'followersWritten']);
+  return {
+    followers: checkCount(`${f}.followers`, q.followers),
+    chunksDone: checkCount(`${f}.chunksDone`, q.chunksDone),
+    chunksFailed: checkCount(`${f}.chunksFailed`, q.chunksFailed),
+    chunksInFlight: checkInt(`${f}.chunksInFlight`, q.chunksInFlight, 0, maxInFlight),
+    entriesChanged: checkCount(`${f}.entriesChanged`, q.entriesChanged),
+    ...(q.followersWritten === undefined ? {} : { followersWritten: checkCount(`${f}.followersWritten`, q.followersWritten) }),
   };
 }
 
 /** Checks one listed chunk failure. */
 function checkFailure(ff: string, raw: unknown): ChunkFailure {
-  const e = checkKeys(ff, raw, ['priority', 'firstFollowerId', 'size', 'message']);
+  const e = checkKeys(ff, raw, ['priority', 'firstFollowerId', 'lastFollowerId', 'size', 'message']);
   if (e.priority !== 'high' && e.priority !== 'low') throw new ValidationError(`${ff}.priority`, 'must be "high" or "low"');
   return {
     priority: e.priority,
     ...(e.firstFollowerId === undefined ? {} : { firstFollowerId: checkId(`${ff}.firstFollowerId`, e.firstFollowerId) }),
+    ...(e.lastFollowerId === undefined ? {} : { lastFollowerId: checkId(`${ff}.lastFollowerId`, e.lastFollowerId) }),
     size: checkInt(`${ff}.size`, e.size, 1, Limits.MAX_REMOVE_BATCH),
     message: checkText(`${ff}.message`, e.message, 2000),
   };
@@ -324,7 +342,7 @@ function checkFailure(ff: string, raw: unknown): ChunkFailure {
 
 /** A fresh progress record for a fanout. */
 export function initialProgress(input: ResolvedFanoutInput): FanoutProgress {
-  const zero = (): PriorityProgress => ({ followers: 0, chunksDone: 0, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 0 });
+  const zero = (): PriorityProgress => ({ followers: 0, chunksDone: 0, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 0, followersWritten: 0 });
   return {
     operation: input.operation,
     activityId: input.activityId,
@@ -366,6 +384,13 @@ export interface PassProgress {
   servedMs: number | null;
   /** True once every chunk of this pass has finished. */
   done: boolean;
+  /**
+   * LOW pass: followers left out because their entry was already written (active only since the
+   * fanout began: the HIGH pass wrote them). They count in `followersSeen`, not in `counters.followers`.
+   */
+  alreadyWritten?: number;
+  /** True when the activity was removed while this pass ran: it stopped dispatching (see `FanoutProgress.activityRemoved`). */
+  activityRemoved?: boolean;
 }
 
 /**
@@ -409,7 +434,7 @@ export function initialPassProgress(priority: PassPriority): PassProgress {
     priority,
     pagesRead: 0,
     followersSeen: 0,
-    counters: { followers: 0, chunksDone: 0, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 0 },
+    counters: { followers: 0, chunksDone: 0, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 0, followersWritten: 0 },
     continuedAsNew: 0,
     failures: [],
     abortReason: null,
@@ -452,10 +477,11 @@ export function validatePassInput(raw: unknown): FanoutPassInput {
 
 /** Checks a pass's progress (carried over continue-as-new, or received by the fanout). */
 export function validatePassProgress(f: string, raw: unknown, priority?: PassPriority): PassProgress {
-  const p = checkKeys(f, raw, ['priority', 'pagesRead', 'followersSeen', 'counters', 'continuedAsNew', 'failures', 'abortReason', 'servedMs', 'done']);
+  const p = checkKeys(f, raw, [
+    'priority', 'pagesRead', 'followersSeen', 'counters', 'continuedAsNew', 'failures', 'abortReason', 'servedMs', 'done', 'alreadyWritten', 'activityRemoved',
+  ]);
   if (p.priority !== 'high' && p.priority !== 'low') throw new ValidationError(`${f}.priority`, 'must be "high" or "low"');
   if (priority !== undefined && p.priority !== priority) throw new ValidationError(`${f}.priority`, `must be the pass's priority "${priority}"`);
-  const q = checkKeys(`${f}.counters`, p.counters, ['followers', 'chunksDone', 'chunksFailed', 'chunksInFlight', 'entriesChanged']);
   if (!Array.isArray(p.failures) || p.failures.length > MAX_LISTED_FAILURES) {
     throw new ValidationError(`${f}.failures`, `must be a list of at most ${MAX_LISTED_FAILURES} chunk failures`);
   }
@@ -464,17 +490,13 @@ export function validatePassProgress(f: string, raw: unknown, priority?: PassPri
     priority: p.priority,
     pagesRead: checkCount(`${f}.pagesRead`, p.pagesRead),
     followersSeen: checkCount(`${f}.followersSeen`, p.followersSeen),
-    counters: {
-      followers: checkCount(`${f}.counters.followers`, q.followers),
-      chunksDone: checkCount(`${f}.counters.chunksDone`, q.chunksDone),
-      chunksFailed: checkCount(`${f}.counters.chunksFailed`, q.chunksFailed),
-      chunksInFlight: checkCount(`${f}.counters.chunksInFlight`, q.chunksInFlight),
-      entriesChanged: checkCount(`${f}.counters.entriesChanged`, q.entriesChanged),
-    },
+    counters: checkPriorityProgress(`${f}.counters`, p.counters),
     continuedAsNew: checkCount(`${f}.continuedAsNew`, p.continuedAsNew),
     failures: p.failures.map((e: unknown, i) => checkFailure(`${f}.failures[${i}]`, e)),
     abortReason: p.abortReason === null ? null : checkText(`${f}.abortReason`, p.abortReason, 2000),
     servedMs: p.servedMs === null ? null : checkCount(`${f}.servedMs`, p.servedMs),
     done: p.done,
+    ...(p.alreadyWritten === undefined ? {} : { alreadyWritten: checkCount(`${f}.alreadyWritten`, p.alreadyWritten) }),
+    ...(p.activityRemoved === undefined ? {} : { activityRemoved: checkBoolean(`${f}.activityRemoved`, p.activityRemoved) }),
   };
 }

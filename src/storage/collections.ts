@@ -17,6 +17,13 @@ export interface ActivityDoc extends Omit<NormalizedActivity, 'id'> {
   _id: string;
   /** When the activity was first stored. */
   createdAt: Date;
+  /**
+   * The feed types its fanout writes (besides the actor's own `user` feed): what a removal sweeps.
+   * Absent on activities stored before it was recorded (the removal then asks the add fanout).
+   */
+  feedTypes?: string[];
+  /** Set when a removal began: readers no longer see it, and its fanout's chunks stop writing. */
+  removedAt?: Date;
 }
 
 /** One entry in one feed: a reference to an activity plus what sorting and paging need. */

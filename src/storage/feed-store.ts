@@ -53,12 +53,15 @@ export interface FeedActivityRef {
   time: Date;
 }
 
+/** An activity as readers get it: its fields and id, without the store's bookkeeping. */
+export type StoredActivity = Omit<ActivityDoc, '_id' | 'feedTypes' | 'removedAt'> & { id: string };
+
 /** One entry of a feed page, hydrated with its activity. */
 export interface FeedItem {
   activityId: string;
   time: Date;
-  /** The stored activity; `null` if it was deleted after the entry was written. */
-  activity: Omit<ActivityDoc, '_id'> & { id: string } | null;
+  /** The stored activity; `null` if it was removed (or is being removed) after the entry was written. */
+  activity: StoredActivity | null;
 }
 
 /** A page of a feed, newest first. */
@@ -120,7 +123,7 @@ export interface FeedGroup {
   /** Up to `maxActors` actors, most recent first ("Alice and 3 others"). */
   actors: string[];
   /** Up to `maxActors` of the newest activities, newest first. */
-  activities: NonNullable<FeedItem['activity']>[];
+  activities: StoredActivity[];
   /** Notification feeds: seen / read state. Always true for plain aggregated feeds. */
   seen: boolean;
   read: boolean;
@@ -251,6 +254,21 @@ export class FeedStore {
     return this.activities.findOne({ _id: activityId });
   }
 
+  /**
+   * Marks an activity as being removed: readers stop seeing it, and its fanout's chunks stop
+   * writing it (they check before each write). Idempotent; returns false if it is not stored.
+   */
+  async markActivityRemoved(activityId: string): Promise<boolean> {
+    const res = await this.activities.updateOne({ _id: activityId, removedAt: { $exists: false } }, { $set: { removedAt: new Date() } });
+    return res.matchedCount === 1 || (await this.activities.countDocuments({ _id: activityId }, { limit: 1 })) === 1;
+  }
+
+  /** Whether an activity is stored and not being removed: one point read by `_id`. */
+  async isActivityLive(activityId: string): Promise<boolean> {
+    const doc = await this.activities.findOne({ _id: activityId }, { projection: { removedAt: 1 } });
+    return doc !== null && doc.removedAt === undefined;
+  }
+
   /** Deletes a stored activity (after its fanout removed it from the feeds). Idempotent. */
   async deleteActivity(activityId: string): Promise<boolean> {
     this.activityCache.delete(activityId);
@@ -313,6 +331,21 @@ export class FeedStore {
     // entry would scan once per owner; MongoDB looks the `_id`s up in its index either way.
     const res = await this.feed(feedType).deleteMany({ _id: { $in: owners.map((owner) => feedEntryId(owner, activity.id)) } });
     return { changed: res.deletedCount, unchanged: owners.length - res.deletedCount, trimmed: 0 };
+  }
+
+  /**
+   * Which of `owners` already hold the activity in their `feedType` feed: one query for the batch
+   * (by `_id` on a flat feed, by owner and activity on an aggregated one).
+   */
+  async ownersHolding(feedType: string, owners: readonly string[], activityId: string): Promise<Set<string>> {
+    if (owners.length === 0) return new Set();
+    const cfg = this.config(feedType);
+    if (isAggregated(cfg.kind)) {
+      const groups = await this.aggregated(feedType).collection.find({ owner: { $in: [...owners] }, activityIds: activityId }, { projection: { owner: 1 } }).toArray();
+      return new Set(groups.map((g) => g.owner));
+    }
+    const entries = await this.feed(feedType).find({ _id: { $in: owners.map((owner) => feedEntryId(owner, activityId)) } }, { projection: { owner: 1 } }).toArray();
+    return new Set(entries.map((e) => e.owner));
   }
 
   /**
@@ -402,10 +435,10 @@ export class FeedStore {
     return trimmed;
   }
 
-  /** Stored activities by id, as returned to readers. */
-  private async hydrate(activityIds: string[]): Promise<Map<string, NonNullable<FeedItem['activity']>>> {
+  /** Stored activities by id, as returned to readers; those being removed are left out. */
+  private async hydrate(activityIds: string[]): Promise<Map<string, StoredActivity>> {
     const docs = activityIds.length ? await this.activities.find({ _id: { $in: activityIds } }).toArray() : [];
-    return new Map(docs.map(({ _id, ...rest }) => [_id, { id: _id, ...rest }]));
+    return new Map(docs.filter((d) => d.removedAt === undefined).map(({ _id, feedTypes: _f, removedAt: _r, ...rest }) => [_id, { id: _id, ...rest }]));
   }
 
   /**
@@ -474,22 +507,16 @@ export class FeedStore {
     const { maxActors } = feed.config;
     const newest = (g: GroupDoc) => g.activityIds.slice(-maxActors).reverse();
     const activities = await this.hydrate([...new Set(page.flatMap(newest))]);
-    const groups = page.map(
-      (g): FeedGroup => ({
-        group: g.group,
-        verb: g.verb,
-        time: g.time,
-        activityCount: g.activityCount,
-        actorCount: g.actorCount,
-        actors: g.actors.slice(-maxActors).reverse(),
-        // Newest first by time (ids are kept in arrival order, which a backfill may not keep).
-        activities: newest(g)
-          .flatMap((id) => activities.get(id) ?? [])
-          .sort((x, y) => y.time.getTime() - x.time.getTime() || (x.id < y.id ? 1 : -1)),
-        seen: g.seen,
-        read: g.read,
-      }),
-    );
+    const groups = page.flatMap((g): FeedGroup[] => {
+      const shown = newest(g);
+      // Newest first by time (ids are kept in arrival order, which a backfill may not keep).
+      const live = shown.flatMap((id) => activities.get(id) ?? []).sort((x, y) => y.time.getTime() - x.time.getTime() || (x.id < y.id ? 1 : -1));
+      // Activities being removed are hidden at once, before the removal's sweep takes them out
+      // of the group: uncounted here, and a group left with none is left out.
+      const activityCount = g.activityCount - (shown.length - live.length);
+      if (activityCount <= 0) return [];
+      return [{ group: g.group, verb: g.verb, time: g.time, activityCount, actorCount: g.actorCount, actors: g.actors.slice(-maxActors).reverse(), activities: live, seen: g.seen, read: g.read }];
+    });
     const last = page[page.length - 1];
     return { groups, nextCursor: docs.length > limit && last ? encodeCursor({ t: last.time.getTime(), id: last.group }) : null };
   }

@@ -120,9 +120,30 @@ describe('failures are visible', () => {
     });
     expect(err).toBeInstanceOf(FanoutFailedError);
     const failed = err as FanoutFailedError;
-    expect(failed.message).toMatch(/^add fanout of activity \S+ failed: 1 of 3 chunks failed for good \(100 of 251 followers seen\)\. First errors: \[low chunk from \S+, 100 followers\] input\.followerIds\[\d+\] must contain only/);
+    // The chunk of followers 101-200 in follower order holds the bad id (the 150th).
+    const range = `${actor}-f000101 … ${actor}-f000199`;
+    expect(failed.message).toMatch(/^add fanout of activity \S+ failed: 1 of 3 chunks failed for good \(100 of 251 followers seen\)\. First errors: \[LOW chunk of 100 followers, \S+ … \S+\] input\.followerIds\[\d+\] must contain only/);
+    expect(failed.message).toContain(range);
     expect(failed.progress).toMatchObject({ done: true, followersSeen: 251, low: { chunksDone: 2, chunksFailed: 1, entriesChanged: 151 } });
-    expect((await feeds.handle(`${actor}-a`).describe()).status.name).toBe('FAILED');
+    expect(failed.progress?.failures[0]).toMatchObject({ priority: 'low', firstFollowerId: `${actor}-f000101`, lastFollowerId: `${actor}-f000199`, size: 100 });
+    const handle = feeds.handle(`${actor}-a`);
+    expect((await handle.describe()).status.name).toBe('FAILED');
+    // In the Web UI: the failed chunk has a marker of its own whose summary says FAILED, with its
+    // range and the error (its write's own marker carries the summary it was scheduled with).
+    const converter = temporal.client.options.loadedDataConverter.payloadConverter;
+    const markers = ((await handle.fetchHistory()).events ?? [])
+      .filter((e) => e.markerRecordedEventAttributes && e.userMetadata?.summary)
+      .map((e) => converter.fromPayload<string>(e.userMetadata!.summary!));
+    const failedMarkers = markers.filter((m) => m.startsWith('FAILED: '));
+    expect(failedMarkers).toHaveLength(1);
+    expect(failedMarkers[0]).toMatch(new RegExp(`^FAILED: LOW 100 followers ${actor}-f000101 … ${actor}-f000199 \\(page 1\\): input\\.followerIds\\[\\d+\\] must contain only`));
+    expect(markers.filter((m) => m.startsWith('LOW 100 followers') || m.startsWith('LOW 51 followers'))).toHaveLength(3);
+    // Its current details list the failed chunk with its range and error.
+    const details = (await withWorkers(await fanoutWorkers(temporal.nativeConnection, db, queues), () =>
+      handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata'),
+    )).currentDetails ?? '';
+    expect(details).toContain(`**Failed chunks:** 1`);
+    expect(details).toContain(`- [LOW chunk of 100 followers, ${range}] input.followerIds[`);
     // Not all or nothing: the followers of the good chunks have the entry.
     expect(await entries(`${actor}-a`)).toBe(151);
     expect(followers.all).toHaveLength(250);

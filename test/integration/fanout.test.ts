@@ -9,7 +9,7 @@ import type { Db } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FanoutActivities, WriteFeedChunkInput } from '../../activities';
 import { FeedClient } from '../../src/client';
-import { ValidationError } from '../../src/errors';
+import { NotFoundError, ValidationError } from '../../src/errors';
 import { FanoutOperation, FeedType } from '../../src/model/constants';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
@@ -113,8 +113,8 @@ describe('fanout on the dev server', () => {
     expect(summaries.filter((t) => t.startsWith('LOW 100 followers '))).toHaveLength(74);
     // (Markers are recorded as chunks finish, so in no fixed order.)
     expect(summaries).toContain(`HIGH 100 followers ${followers.high[0]} … ${followers.high[99]} (page 1)`);
-    expect(details).toContain('HIGH: 2,500 of 2,500 followers\' entries written');
-    expect(details).toContain('LOW: 7,500 of 7,500');
+    expect(details).toContain('HIGH: 2,500 of 2,500 followers written; 0 chunks in flight, 26 done, 0 failed');
+    expect(details).toContain('LOW: 7,500 of 7,500 followers written; 0 chunks in flight, 76 done, 0 failed');
     // The actor's own feed got it too, read back through the client.
     const own = await feeds.readFeed(FeedType.USER, actor);
     expect(own.items.map((i) => i.activity?.verb)).toEqual(['pin']);
@@ -180,9 +180,85 @@ describe('fanout on the dev server', () => {
       return withWorkers(late, () => feeds.waitForFanout(activityId));
     });
     expect(await timelineOwners(activityId)).toEqual(followers.all);
-    // The HIGH follower active since the fanout began is written by both passes; the second write changes nothing.
+    // The HIGH follower active since the fanout began was written by the HIGH pass: the LOW pass
+    // finds its entry and leaves it out, so the counts add up.
     expect(summary.high).toMatchObject({ followers: 200, entriesChanged: 200 });
-    expect(summary.low).toMatchObject({ followers: 201, entriesChanged: 200, chunksFailed: 0 });
+    expect(summary.low).toMatchObject({ followers: 200, entriesChanged: 200, chunksFailed: 0 });
+    expect(summary.high.followers + summary.low.followers).toBe(summary.followersSeen);
+  });
+
+  it('the LOW pass leaves out followers the HIGH pass wrote (active within the clock-skew window before the post): each written once', async () => {
+    const actor = uniqueName('skew');
+    const queues = testQueues(actor);
+    const followers = await seedFollowers(db, actor, 2_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    // The active quarter opened the app a minute ago: inside the 5 minutes before the fanout
+    // that the LOW pass cannot tell from "after it began" (clock skew), so it reads them as LOW.
+    await new FollowStore(db).setLastActive(followers.high.map((userId) => ({ userId, lastActiveAt: new Date(Date.now() - 60_000) })));
+    const writes = new Map<string, number>();
+    const workers = await workersFor(queues, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        const res = await a.writeFeedChunk(input);
+        for (const id of input.followerIds) writes.set(id, (writes.get(id) ?? 0) + 1);
+        return res;
+      },
+    }));
+    const feeds = feedClient(queues);
+    // Pages of 500: four pages, so by passes.
+    const summary = await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'post', object: 'p' }, { pageSize: 500 });
+      return feeds.waitForFanout(activityId);
+    });
+    expect(await timelineOwners(`${actor}-a`)).toEqual(followers.all);
+    // Nobody written twice: the HIGH pass wrote the 500, the LOW pass the other 1,500 only.
+    expect([...writes.values()].filter((n) => n !== 1)).toEqual([]);
+    expect(writes.size).toBe(2_000);
+    expect(summary.high).toMatchObject({ followers: 500, entriesChanged: 500, followersWritten: 500 });
+    expect(summary.low).toMatchObject({ followers: 1_500, entriesChanged: 1_500, followersWritten: 1_500, chunksFailed: 0 });
+    expect(summary.followersSeen).toBe(2_000);
+  });
+
+  it("a running LOW pass's current details count what it has written of what it found, and of all there are", async () => {
+    const actor = uniqueName('lowdet');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 3_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    // LOW chunks take 150 ms, one at a time: the LOW pass runs for about 3.5 s.
+    const workers = await workersFor(queues, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        if (activityInfo().taskQueue === queues.low) await new Promise((r) => setTimeout(r, 150));
+        return a.writeFeedChunk(input);
+      },
+    }));
+    const feeds = feedClient(queues);
+    const seen: string[] = [];
+    await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'post', object: 'p' }, { pageSize: 500, maxInFlight: 1 });
+      const done = feeds.waitForFanout(activityId);
+      let finished = false;
+      void done.finally(() => (finished = true));
+      while (!finished) {
+        const details = (await feeds.handle(activityId).query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails ?? '';
+        const low = /^LOW: .*$/m.exec(details)?.[0];
+        if (low) seen.push(low);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await done;
+    });
+    // Before the LOW pass reports, it says so; after, it counts.
+    for (const line of seen.filter((l) => !l.includes('found so far') && !l.startsWith('LOW: 2,250 of 2,250 followers written'))) {
+      expect(['LOW: none found yet (2,250 followers to write)', 'LOW: pass started, nothing reported yet (2,250 followers to write)', 'LOW: none found yet']).toContain(line);
+    }
+    const running = seen.filter((l) => l.includes('found so far'));
+    console.log(`LOW lines seen while running: ${[...new Set(running)].slice(0, 6).join(' | ')}`);
+    // At least one report came in while the LOW pass ran (it reports at least once a second of writes).
+    expect(running.length).toBeGreaterThan(0);
+    for (const line of running) {
+      const m = /^LOW: ([\d,]+) of the ([\d,]+) followers found so far written \(2,250 in all\); \d+ chunks in flight, \d+ done, 0 failed$/.exec(line);
+      expect(m, line).not.toBeNull();
+      const [written, found] = [Number(m![1]!.replace(/,/g, '')), Number(m![2]!.replace(/,/g, ''))];
+      expect(written, line).toBeLessThanOrEqual(found);
+      expect(found, line).toBeGreaterThan(0);
+      expect(found, line).toBeLessThanOrEqual(2_250);
+    }
   });
 
   it('runs one fanout when the same activity is submitted twice', async () => {
@@ -291,33 +367,95 @@ describe('fanout on the dev server', () => {
     expect(await db.collection(Collections.ACTIVITIES).countDocuments({ _id: `${actor}-gone` as never })).toBe(0);
   });
 
-  it('removes an activity midway through its 50,000-follower fanout: no entry left anywhere', async () => {
+  it('removes an activity midway through its 50,000-follower fanout (in the LOW pass): writes stop within the chunks in flight, no entry left anywhere', async () => {
     const actor = uniqueName('midrm');
     const queues = testQueues(actor);
     await seedFollowers(db, actor, 50_000, { prefix: `${actor}-f`, activeEvery: 4 });
     const feeds = feedClient(queues);
-    const workers = await workersFor(queues);
+    // Entries each chunk wrote, and when it finished.
+    const chunks: Array<{ at: number; changed: number }> = [];
+    const workers = await workersFor(queues, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        const res = await a.writeFeedChunk(input);
+        chunks.push({ at: Date.now(), changed: res.changed });
+        return res;
+      },
+    }));
     const written = () => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId: `${actor}-a1` });
     await withWorkers(workers, async () => {
       const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' });
       for (;;) {
-        if ((await written()) >= 10_000) break;
+        if ((await written()) >= 25_000) break;
         await new Promise((r) => setTimeout(r, 50));
       }
       const started = Date.now();
-      // Cancels the add (its chunks in flight stop first), then sweeps the entries out.
+      // Marks it removed (chunks stop writing it), cancels the add (its chunks in flight stop
+      // first), then sweeps the entries out.
       await feeds.removeActivity(activityId);
       const removal = await feeds.waitForFanout(activityId, FanoutOperation.REMOVE);
       const seconds = (Date.now() - started) / 1000;
       const add = await feeds.handle(activityId).describe();
-      console.log(`midway removal: ${removal.low.entriesChanged} entries removed in ${seconds.toFixed(1)} s (${removal.low.chunksDone} batches); the add ended ${add.status.name}`);
+      const after = chunks.filter((c) => c.at >= started).reduce((n, c) => n + c.changed, 0);
+      console.log(
+        `midway removal: ${after} entries written after removeActivity was called; ${removal.low.entriesChanged} removed in ${seconds.toFixed(1)} s ` +
+          `(${removal.low.chunksDone} batches); the add ended ${add.status.name}`,
+      );
       expect(add.status.name).toBe('CANCELLED');
-      expect(removal.low.entriesChanged).toBeGreaterThanOrEqual(10_000);
+      expect(removal.low.entriesChanged).toBeGreaterThanOrEqual(25_000);
       expect(removal.low.entriesChanged).toBeLessThan(50_000);
+      // The chunks stop writing within those in flight (16 x 100), not at the pass's next flush.
+      expect(after).toBeLessThan(5_000);
     });
     expect(await written()).toBe(0);
     expect(await db.collection(Collections.feed(FeedType.USER)).countDocuments({ activityId: `${actor}-a1` })).toBe(0);
     expect(await db.collection(Collections.ACTIVITIES).countDocuments({ _id: `${actor}-a1` as never })).toBe(0);
+  });
+
+  it('removes an activity from every feed type its add wrote (two named ones), also for one stored before they were recorded', async () => {
+    const actor = uniqueName('rmtypes');
+    const queues = testQueues(actor);
+    const followers = await seedFollowers(db, actor, 300, { prefix: `${actor}-f` });
+    const feeds = feedClient(queues);
+    const both = { feedTypes: [FeedType.TIMELINE, FeedType.TIMELINE_AGGREGATED] };
+    const groupsWith = (activityId: string) => db.collection(Collections.feed(FeedType.TIMELINE_AGGREGATED)).countDocuments({ activityIds: activityId });
+    const entriesOf = (activityId: string) => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId });
+    await withWorkers(await workersFor(queues), async () => {
+      const ids = [`${actor}-now`, `${actor}-old`];
+      for (const [i, id] of ids.entries()) {
+        await feeds.addActivity({ id, actor, verb: i ? 'like' : 'pin', object: `o${i}` }, both);
+        await feeds.waitForFanout(id);
+        expect(await entriesOf(id)).toBe(300);
+        expect(await groupsWith(id)).toBe(300);
+      }
+      // The second as an activity stored before the feed types were recorded with it: its
+      // removal asks the add fanout what it was started with.
+      await db.collection(Collections.ACTIVITIES).updateOne({ _id: ids[1] as never }, { $unset: { feedTypes: '' } });
+
+      // Hidden at once, before any sweep: the aggregated reader no longer counts it.
+      const reader = followers.all[0]!;
+      await feeds.store.markActivityRemoved(ids[0]!);
+      const groups = (await feeds.readAggregatedFeed(FeedType.TIMELINE_AGGREGATED, reader)).groups;
+      expect(groups.map((g) => g.activities.map((a) => a.id))).toEqual([[ids[1]]]);
+      expect(groups.every((g) => g.activityCount === g.activities.length)).toBe(true);
+
+      for (const id of ids) {
+        await feeds.removeActivity(id);
+        const removal = await feeds.waitForFanout(id, FanoutOperation.REMOVE);
+        expect(removal.feedTypes).toEqual(both.feedTypes);
+        expect(await entriesOf(id)).toBe(0);
+        expect(await groupsWith(id)).toBe(0);
+      }
+      expect((await feeds.readAggregatedFeed(FeedType.TIMELINE_AGGREGATED, reader)).groups).toEqual([]);
+    });
+  });
+
+  it('asking for the progress or result of a fanout that does not exist says so, naming the activity', async () => {
+    const feeds = feedClient(testQueues(uniqueName('nofanout')));
+    for (const call of [() => feeds.getProgress('no-such-activity'), () => feeds.waitForFanout('no-such-activity')]) {
+      const err = await call().then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(NotFoundError);
+      expect((err as Error).message).toBe('no add fanout for activity "no-such-activity" (no workflow fanout-add-no-such-activity); check the id, or the namespace');
+    }
   });
 
   it('rejects bad input with an error naming the field, and writes and starts nothing', async () => {

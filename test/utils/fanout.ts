@@ -3,9 +3,18 @@ import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Db } from 'mongodb';
 import { FeedType } from '../../src/model/constants';
 import { Collections } from '../../src/storage/collections';
+import { FeedStore } from '../../src/storage/feed-store';
 import { type AllActivities, createWorkers } from '../../src/worker/workers';
 import { workflowBundle } from './env';
 import type { testQueues } from './workers';
+
+/**
+ * Stores an activity as an app would before starting its fanout by hand (chunks write only
+ * activities that are stored and not being removed).
+ */
+export async function storeActivity(db: Db, activityId: string, actor: string): Promise<void> {
+  await new FeedStore(db).storeActivity({ _id: activityId, actor, verb: 'post', object: `${activityId}-object`, time: new Date() });
+}
 
 /** Owners of the timeline entries of one activity, sorted. */
 export async function timelineOwners(db: Db, activityId: string): Promise<string[]> {

@@ -14,7 +14,7 @@ import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType } from '../../src/model
 import type { FanoutProgress, FanoutWorkflowInput } from '../../src/model/fanout';
 import { FeedStore } from '../../src/storage/feed-store';
 import { freshDb, timeSkippingEnv, uniqueName } from '../utils/env';
-import { fanoutWorkers, timelineOwners as timelineOwnersOf } from '../utils/fanout';
+import { fanoutWorkers, storeActivity, timelineOwners as timelineOwnersOf } from '../utils/fanout';
 import { seedFollowers } from '../utils/graph';
 import { testQueues, withWorkers } from '../utils/workers';
 
@@ -71,6 +71,7 @@ describe('fanoutWorkflow (time-skipping)', () => {
         return a.writeFeedChunk(input);
       },
     }));
+    await storeActivity(db, `${actor}-a1`, actor);
     const result = await withWorkers(workers, () =>
       env.client.workflow.execute(FANOUT_WORKFLOW_TYPE, {
         taskQueue: queues.workflow,
@@ -105,6 +106,7 @@ describe('fanoutWorkflow (time-skipping)', () => {
         return a.writeFeedChunk(input);
       },
     }));
+    await storeActivity(db, `${actor}-a1`, actor);
     try {
       const result = await withWorkers(workers, async () => {
         const out = (await env.client.workflow.execute(FANOUT_WORKFLOW_TYPE, {
@@ -155,6 +157,7 @@ describe('fanoutWorkflow (time-skipping)', () => {
       // Slow page reads: the next page is still being read while a chunk is written.
       ...(slowReads ? { getFollowerPagePart: async (input: GetFollowerPagePartInput) => (await new Promise((r) => setTimeout(r, 1500)), a.getFollowerPagePart(input)) } : {}),
     }));
+    await storeActivity(db, `${actor}-a1`, actor);
     const outcome = await withWorkers(workers, async () => {
       const handle = await env.client.workflow.start(FANOUT_WORKFLOW_TYPE, {
         taskQueue: queues.workflow,
@@ -189,6 +192,7 @@ describe('fanoutWorkflow (time-skipping)', () => {
     const actor = uniqueName('can');
     const followers = await seedFollowers(db, actor, 3000, { prefix: `${actor}-f`, activeEvery: 3 });
     const { queues, workers } = await workersFor(actor);
+    await storeActivity(db, `${actor}-a1`, actor);
     const handleId = `fanout-add-${actor}-a1`;
     const result = (await withWorkers(workers, () =>
       env.client.workflow.execute(FANOUT_WORKFLOW_TYPE, {
