@@ -17,6 +17,10 @@
 #   PostgreSQL 15         Debian's postgresql package (apt-get, needs root) when its binaries are missing
 #   mongod                as with --mongod (the cluster runs a 3-member replica set)
 #
+# With --prometheus, also Prometheus (Debian's prometheus package, 2.42 on Debian 12; apt-get, needs
+# root) when no `prometheus` binary is found: test/integration/promql.test.ts runs the README's
+# PromQL against it, and ./temporal-dev.sh prometheus runs it beside the dev stack.
+#
 # The store: MongoDB's own mongod wherever it runs (Linux x86_64 with the libraries it needs);
 # elsewhere FerretDB, chosen automatically with a one-line message saying why. FANOUT_STORE=ferretdb
 # or FANOUT_STORE=mongodb picks one; MONGODB_URI (your own MongoDB) needs neither.
@@ -35,14 +39,16 @@
 #   FANOUT_NEED_CLI=1          build the CLI even when TEMPORAL_ADDRESS is set (for `temporal workflow list`)
 #   PG_BIN_DIR                 with --cluster: a directory holding PostgreSQL's postgres, initdb and pg_isready
 #                              (default /usr/lib/postgresql/15/bin, Debian's)
+#   PROMETHEUS_PATH            with --prometheus: a `prometheus` binary to use instead of Debian's
 #
-# Usage: scripts/install-tools.sh [--quiet] [--print-env] [--mongod] [--ferretdb] [--cluster] [--npm]
+# Usage: scripts/install-tools.sh [--quiet] [--print-env] [--mongod] [--ferretdb] [--cluster] [--prometheus] [--npm]
 #   --quiet      print only what is being built (a build takes minutes), the store's choice and errors
 #   --print-env  print `export NAME=value` lines for the tools and the default store (for `eval`)
 #   --mongod     also fetch mongod, whatever the default store (fails where it cannot run)
 #   --ferretdb   also build FerretDB, whatever the default store (CI tests on both)
 #   --cluster    also build the Temporal server, its SQL tool and schemas, the Web UI server, and
 #                install PostgreSQL 15 and mongod: the local production-shaped cluster
+#   --prometheus also install Prometheus (apt-get install prometheus) when it is missing
 #   --npm        first install the npm packages (npm ci) if node_modules is missing or stale
 set -euo pipefail
 
@@ -65,6 +71,7 @@ PRINT_ENV=0
 WITH_MONGOD=0
 WITH_FERRETDB=0
 WITH_CLUSTER=0
+WITH_PROMETHEUS=0
 WITH_NPM=0
 for arg in "$@"; do
   case "$arg" in
@@ -73,6 +80,7 @@ for arg in "$@"; do
     --mongod) WITH_MONGOD=1 ;;
     --ferretdb) WITH_FERRETDB=1 ;;
     --cluster) WITH_CLUSTER=1 ;;
+    --prometheus) WITH_PROMETHEUS=1 ;;
     --npm) WITH_NPM=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-tools: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
@@ -327,6 +335,33 @@ install_postgres() {
   pg_installed || die "apt-get installed postgresql but $bin has no postgres/initdb/pg_isready; set PG_BIN_DIR"
 }
 
+# --- Prometheus (--prometheus) -------------------------------------------------------------------
+# Where the prometheus binary is: PROMETHEUS_PATH, else the PATH's, else Debian's /usr/bin/prometheus.
+prometheus_bin() {
+  if [ -n "${PROMETHEUS_PATH:-}" ]; then echo "$PROMETHEUS_PATH"; return; fi
+  command -v prometheus 2>/dev/null || echo /usr/bin/prometheus
+}
+
+install_prometheus() {
+  local bin
+  bin="$(prometheus_bin)"
+  if [ -x "$bin" ]; then say "Prometheus: $bin"; return; fi
+  [ -z "${PROMETHEUS_PATH:-}" ] || die "PROMETHEUS_PATH=$PROMETHEUS_PATH is not an executable file"
+  if [ "$(id -u)" != 0 ]; then
+    die "Prometheus is not installed (no prometheus on PATH, no /usr/bin/prometheus) and this is not root. Install it: sudo apt-get install -y prometheus (Debian 12: Prometheus 2.42), or set PROMETHEUS_PATH to a prometheus binary; then run again."
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "Prometheus is missing and there is no apt-get; install Prometheus 2.x and set PROMETHEUS_PATH to its binary"
+  printf 'install-tools: installing Prometheus from Debian (apt-get install -y prometheus) ' >&2
+  # Only the binary is used (tests start their own process with their own data directory); a
+  # container without systemd just does not start the packaged service. A stale package index
+  # (fresh container) makes install fail: update it first if that happens.
+  run_logged "$TOOLS_DIR/prometheus-apt.log" bash -c '
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends prometheus || { apt-get update && apt-get install -y --no-install-recommends prometheus; }'
+  bin="$(prometheus_bin)"
+  [ -x "$bin" ] || die "apt-get installed prometheus but no prometheus binary was found (looked on PATH and at /usr/bin/prometheus); set PROMETHEUS_PATH"
+}
+
 # --- Which store ----------------------------------------------------------------------------------
 # Sets STORE (mongodb, ferretdb or external) and, when FerretDB stands in for mongod, WHY.
 choose_store() {
@@ -390,6 +425,7 @@ if [ "$WITH_CLUSTER" = 1 ]; then
   install_ui_server
   install_postgres
 fi
+if [ "$WITH_PROMETHEUS" = 1 ]; then install_prometheus; fi
 
 if [ "$PRINT_ENV" = 1 ]; then
   echo "export TEMPORAL_CLI_PATH=${TEMPORAL_CLI_PATH:-$TOOLS_DIR/temporal-cli-$TEMPORAL_CLI_VERSION/temporal}"
@@ -404,5 +440,6 @@ if [ "$PRINT_ENV" = 1 ]; then
   ui_dir="$TOOLS_DIR/temporal-ui-server-$TEMPORAL_UI_SERVER_VERSION"
   if [ -x "$ui_dir/ui-server" ]; then echo "export TEMPORAL_UI_SERVER_PATH=$ui_dir/ui-server"; fi
   if pg_installed; then echo "export PG_BIN_DIR=$(pg_bin_dir)"; fi
+  if [ -x "$(prometheus_bin)" ]; then echo "export PROMETHEUS_PATH=$(prometheus_bin)"; fi
 fi
 say "all tools ready (store: $STORE)"

@@ -19,7 +19,7 @@ import type { FanoutProgress } from '../model/fanout';
 import { checkTaskQueue } from '../model/validation';
 import { PREBUILT_BUNDLE_PATH, writeWorkflowBundle } from '../worker/bundle';
 import { parseQueuePlan, type QueuePlan } from '../worker/workers';
-import { fanoutQueuesOf, fanoutStatus, listFanouts, queueBacklog, retryFanout } from './operator';
+import { type BacklogQueue, fanoutQueuesOf, fanoutStatus, listFanouts, parseBacklogQueue, type QueueBacklog, queueBacklog, retryFanout } from './operator';
 import { LOG_LEVELS, runWorkerCommand } from './worker-command';
 
 /** A commander argument parser from one of ours: a `ValidationError` becomes a usage error. */
@@ -56,15 +56,22 @@ function print(json: boolean, value: unknown, text: () => string): void {
   console.log(json ? JSON.stringify(value, null, 2) : text());
 }
 
-function describeProgress(p: FanoutProgress): string {
-  const pr = (name: string, c: FanoutProgress['high']) =>
-    `  ${name}: ${c.followers} followers, ${c.chunksDone} chunks done, ${c.chunksInFlight} in flight, ${c.chunksFailed} failed, ${c.entriesChanged} entries changed`;
+/** A number for a person, or `?` when a progress of another version lacks it. */
+const count = (n: unknown): string => (typeof n === 'number' && Number.isFinite(n) ? String(n) : '?');
+
+/** A fanout's progress in lines; robust to a progress object of another version (missing fields show `?`). */
+function describeProgress(p: Partial<FanoutProgress>): string {
+  const pr = (name: string, c: Partial<FanoutProgress['high']> | undefined) =>
+    c && typeof c === 'object'
+      ? `  ${name}: ${count(c.followers)} followers, ${count(c.chunksDone)} chunks done, ${count(c.chunksInFlight)} in flight, ${count(c.chunksFailed)} failed, ${count(c.entriesChanged)} entries changed`
+      : `  ${name}: no counts`;
+  const failures = Array.isArray(p.failures) ? p.failures : [];
   return [
-    `  followers seen: ${p.followersSeen} (${p.pagesRead} pages, ${p.continuedAsNew} continue-as-new)${p.done ? ', done' : ''}`,
+    `  followers seen: ${count(p.followersSeen)} (${count(p.pagesRead)} page${p.pagesRead === 1 ? '' : 's'}, ${count(p.continuedAsNew)} continue-as-new)${p.done ? ', done' : ''}`,
     pr('HIGH', p.high),
     pr('LOW ', p.low),
     ...(p.stalled ? [`  STALLED: ${p.stalled}`] : []),
-    ...p.failures.slice(0, 5).map((f) => `  failed ${f.priority} chunk${f.firstFollowerId ? ` from ${f.firstFollowerId}` : ''}: ${f.message}`),
+    ...failures.slice(0, 5).map((f) => `  failed ${f?.priority ?? '?'} chunk${f?.firstFollowerId ? ` from ${f.firstFollowerId}` : ''}: ${f?.message ?? '(no message)'}`),
   ].join('\n');
 }
 
@@ -122,8 +129,9 @@ program
       [
         `${status.workflowId}: ${status.status}${status.summary ? ` — ${status.summary}` : ''}`,
         `  started ${status.startTime}${status.closeTime ? `, closed ${status.closeTime}` : ''}`,
-        ...(status.progress ? [describeProgress(status.progress)] : []),
-        ...(status.failure ? [`  failure: ${status.failure}`] : []),
+        ...(status.closeReason ? [`  ${status.closeReason}`] : []),
+        ...(status.failure ? [`  failure${status.failureType ? ` (${status.failureType})` : ''}: ${status.failure}`] : []),
+        ...(status.progress ? [describeProgress(status.progress)] : status.progressUnavailable ? [`  no counts: ${status.progressUnavailable}`] : []),
       ].join('\n'),
     );
   });
@@ -151,22 +159,27 @@ program
 program
   .command('backlog')
   .description('tasks waiting on each task queue, their age, rates and pollers')
-  .option('-q, --queue <NAME>', 'an activity task queue to show (repeatable; default: the project\'s queues)', (v: string, all: string[]) => [...all, parsed((x) => checkTaskQueue('--queue', x))(v)], [] as string[])
+  .option(
+    '-q, --queue <NAME[:KIND]>',
+    "a task queue to show, KIND workflow or activity (default both); repeatable (default: the project's queues)",
+    (v: string, all: BacklogQueue[]) => [...all, ...parsed((x) => parseBacklogQueue(x))(v)],
+    [] as BacklogQueue[],
+  )
   .option('--json', 'print JSON')
-  .action(async (opts: { queue: string[]; json?: boolean }) => {
-    const rows = await withTemporal((client, namespace) =>
-      queueBacklog(client, namespace, opts.queue.length ? opts.queue.map((taskQueue) => ({ taskQueue, kind: 'activity' as const })) : undefined),
-    );
-    print(!!opts.json, rows, () =>
-      [
-        'queue                      tasks     backlog  oldest(s)  added/s  dispatched/s  pollers',
-        ...rows.map(
-          (r) =>
-            `${r.taskQueue.padEnd(26)} ${r.kind.padEnd(9)} ${String(r.backlog).padStart(7)}  ${r.oldestSeconds.toFixed(1).padStart(9)}  ${r.addRate.toFixed(1).padStart(7)}  ${r.dispatchRate.toFixed(1).padStart(12)}  ${String(r.pollers).padStart(7)}`,
-        ),
-      ].join('\n'),
-    );
+  .action(async (opts: { queue: BacklogQueue[]; json?: boolean }) => {
+    const rows = await withTemporal((client, namespace) => queueBacklog(client, namespace, opts.queue.length ? opts.queue : undefined));
+    print(!!opts.json, rows, () => backlogTable(rows));
   });
+
+/** The backlog rows as an aligned table, one column per field. */
+function backlogTable(rows: QueueBacklog[]): string {
+  const header = ['queue', 'tasks', 'backlog', 'oldest(s)', 'added/s', 'dispatched/s', 'pollers'];
+  const cells = rows.map((r) => [r.taskQueue, r.kind, String(r.backlog), r.oldestSeconds.toFixed(1), r.addRate.toFixed(1), r.dispatchRate.toFixed(1), String(r.pollers)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  // Names and kinds left-aligned, numbers right-aligned.
+  const line = (c: string[]) => c.map((v, i) => (i < 2 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...cells.map(line)].join('\n');
+}
 
 program
   .command('retry')

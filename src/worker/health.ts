@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type { Connection } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import type { Db } from 'mongodb';
+import { ConfigurationError } from '../errors';
 
 /** Options of {@link startHealthServer}. */
 export interface HealthServerOptions {
@@ -43,7 +44,7 @@ async function check(name: string, probe: () => Promise<unknown>): Promise<strin
   }
 }
 
-/** Starts the health endpoint; `close()` stops it. */
+/** Starts the health endpoint; `close()` stops it. @throws ConfigurationError when the port is taken. */
 export async function startHealthServer(options: HealthServerOptions): Promise<{ port: number; close(): Promise<void> }> {
   const workerStates = () => options.workers.map((w) => ({ taskQueue: w.options.taskQueue, state: w.getState() }));
   const server = http.createServer((req, res) => {
@@ -74,7 +75,13 @@ export async function startHealthServer(options: HealthServerOptions): Promise<{
     reply(404, { status: 'not found', problems: [`${url} is not served here: try /healthz or /readyz`] });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new ConfigurationError(`health port ${options.port} is in use: stop what holds it (ss -ltnp | grep :${options.port}) or pick another port`, { cause: err })
+          : new ConfigurationError(`health port ${options.port} cannot be listened on: ${err.message}`, { cause: err }),
+      ),
+    );
     server.listen(options.port, '0.0.0.0', () => resolve());
   });
   return {
