@@ -9,7 +9,8 @@ async function main() {
   try {
     const feeds = new FeedClient({ temporal: new Client({ connection }), db: mongo.db(process.env.FANOUT_DB ?? 'feed_fanout') });
     await feeds.followMany([{ follower: 'carol', followee: 'alice' }]);
-    const { activityId } = await feeds.addActivity({ actor: 'alice', verb: 'like', object: 'photo-2' });
+    // The app's own id for the post makes a retry safe: posted once, whatever the retries.
+    const { activityId } = await feeds.addActivity({ id: 'photo-2-like', actor: 'alice', verb: 'like', object: 'photo-2' });
     try {
       const summary = await feeds.waitForFanout(activityId);
       console.log(`cjs: fanned out to ${summary.followersSeen} followers`);

@@ -5,9 +5,11 @@ import { MongoClient } from 'mongodb';
 import { type AddActivityOptions, FeedClient, type FanoutProgress, ValidationError } from 'feed-fanout';
 import { createWorkers } from 'feed-fanout/worker';
 
-export async function post(feeds: FeedClient, actor: string, object: string, options: AddActivityOptions = {}): Promise<FanoutProgress> {
+// `id` is the app's id for the post (e.g. its database key): the idempotency key, so a retried
+// call posts it once. Without one, the id is derived from the fields, the call's time included.
+export async function post(feeds: FeedClient, id: string, actor: string, object: string, options: AddActivityOptions = {}): Promise<FanoutProgress> {
   try {
-    const { activityId } = await feeds.addActivity({ actor, verb: 'pin', object }, options);
+    const { activityId } = await feeds.addActivity({ id, actor, verb: 'pin', object }, options);
     return await feeds.waitForFanout(activityId);
   } catch (err) {
     if (err instanceof ValidationError) console.error(`bad ${err.field}: ${err.message}`);

@@ -4,7 +4,7 @@
  *
  * Usage: `node --import tsx src/dev/demo.ts [followers]` (env: TEMPORAL_ADDRESS, MONGODB_URI, FANOUT_DB)
  */
-import { Client } from '@temporalio/client';
+import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { FeedClient } from '../client';
 import { NetworkClient } from '../integrations/network-client';
@@ -12,10 +12,17 @@ import { DEFAULT_SCHEDULE_PREFIX } from '../schedules/schedules';
 import { settingsFromEnv } from '../config';
 import { connectClient } from '../connect';
 import { FeedType } from '../model/constants';
+import { fanoutPassWorkflowId } from '../model/fanout';
 import { FeedStore } from '../storage/feed-store';
 import { FollowStore } from '../storage/follow-store';
 
 const DAY = 86_400_000;
+/**
+ * Followers read per page in the demo's post: less than its 2,000 followers, so the fanout runs a
+ * HIGH pass then a LOW pass (child workflows `fanoutPassWorkflow`, shown in the Web UI). At the
+ * default page size (5,000) they would fit one page, which the fanout writes itself: no passes.
+ */
+const DEMO_PAGE_SIZE = 500;
 
 async function main(): Promise<void> {
   const followers = Number(process.argv[2] ?? 2000);
@@ -39,16 +46,20 @@ async function main(): Promise<void> {
     }
     console.log(`demo: alice has ${await graph.countFollowers('alice')} followers (${added} new edges), 1 in 4 active this week`);
 
-    const feeds = new FeedClient({ temporal: new Client({ connection, namespace: settings.namespace }), db, feeds: settings.feeds });
+    const temporal = new Client({ connection, namespace: settings.namespace });
+    const feeds = new FeedClient({ temporal, db, feeds: settings.feeds });
     const started = Date.now();
-    const { activityId, workflowId } = await feeds.addActivity({
-      actor: 'alice',
-      verb: 'pin',
-      object: `photo-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}`,
-      target: 'board-travel',
-      extra: { caption: 'Sunset over the harbour' },
-    });
-    console.log(`demo: alice pinned a photo: activity ${activityId}, fanout workflow ${workflowId}`);
+    const { activityId, workflowId } = await feeds.addActivity(
+      {
+        actor: 'alice',
+        verb: 'pin',
+        object: `photo-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}`,
+        target: 'board-travel',
+        extra: { caption: 'Sunset over the harbour' },
+      },
+      { pageSize: DEMO_PAGE_SIZE },
+    );
+    console.log(`demo: alice pinned a photo: activity ${activityId}, fanout workflow ${workflowId} (pages of ${DEMO_PAGE_SIZE} followers)`);
     // One progress query at a time, awaited before the connection closes.
     let polling: Promise<void> = Promise.resolve();
     const timer = setInterval(() => {
@@ -65,6 +76,24 @@ async function main(): Promise<void> {
         `${summary.high.entriesChanged} HIGH + ${summary.low.entriesChanged} LOW entries written, ` +
         `${summary.high.chunksFailed + summary.low.chunksFailed} chunks failed, ${summary.continuedAsNew} continue-as-new`,
     );
+    // The passes: child workflows of the run, HIGH (active followers) first, then LOW.
+    const passes: string[] = [];
+    for (const priority of ['high', 'low'] as const) {
+      const passId = fanoutPassWorkflowId(workflowId, priority);
+      try {
+        const d = await temporal.workflow.getHandle(passId).describe();
+        passes.push(`${priority.toUpperCase()} pass ${passId} (${d.type}, task queue ${d.taskQueue}): ${d.status.name}`);
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+    }
+    if (passes.length) {
+      const which = passes.length === 2 ? 'a HIGH and a LOW pass' : 'one pass';
+      console.log(`demo: the run has ${which} (${DEMO_PAGE_SIZE} followers a page), child workflows of the fanout: in the Web UI, the run's Relationships tab and its child workflow events`);
+      for (const line of passes) console.log(`demo:   ${line}`);
+    } else {
+      console.log(`demo: the run has no passes: its ${summary.followersSeen} followers fit one page of ${DEMO_PAGE_SIZE}, which the fanout writes itself (more than ${DEMO_PAGE_SIZE} followers: a HIGH and a LOW pass)`);
+    }
     const reader = ids[0]!;
     const page = await feeds.readFeed(FeedType.TIMELINE, reader, { limit: 3 });
     console.log(`demo: ${reader}'s timeline, newest first (read straight from MongoDB):`);
