@@ -60,7 +60,7 @@ Commands:
                  the same workers and demo on a production-shaped local cluster instead of the dev
                  server and single store: Temporal 1.29.1 as separate frontend, matching, worker and
                  two history processes (8 shards) on PostgreSQL 15, its Web UI, and a 3-member MongoDB
-                 replica set (src/dev/cluster.ts; data in .dev/cluster, kept across restarts). 'up'
+                 replica set (dev/cluster/; data in .dev/cluster, kept across restarts). 'up'
                  (the default) builds what is missing (scripts/install-tools.sh --cluster) and returns
                  once the demo is done; 'down' stops it. Ports: TEMPORAL_PORT, TEMPORAL_UI_PORT,
                  MONGO_PORT (the first of three: 27017-27019), POSTGRES_PORT (default 5433)
@@ -335,7 +335,7 @@ down() {
 
 run_demo() {
   say "running the demo: alice pins a photo, fanned out to $DEMO_FOLLOWERS followers; follows; friend imports"
-  TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://localhost:$TEMPORAL_UI_PORT}" node --import tsx src/dev/demo.ts "$DEMO_FOLLOWERS"
+  TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://localhost:$TEMPORAL_UI_PORT}" node --import tsx dev/demo.ts "$DEMO_FOLLOWERS"
   if [ -n "${TEMPORAL_CLI_PATH:-}" ]; then
     say "recent fanout runs (temporal workflow list --query \"WorkflowType='fanoutWorkflow'\" --limit 5):"
     "$TEMPORAL_CLI_PATH" workflow list --address "$TEMPORAL_ADDRESS" --query "WorkflowType='fanoutWorkflow'" --limit 5 || true
@@ -360,7 +360,7 @@ temporal-dev: everything is up
 EOF
 }
 
-# --- cluster: the production-shaped local cluster (src/dev/cluster.ts) ------------------------------
+# --- cluster: the production-shaped local cluster (dev/cluster/) ------------------------------
 CLUSTER_DIR="$DEV_DIR/cluster"
 CLUSTER_PROCESSES="worker-high worker-main fakenet cluster"
 POSTGRES_PORT="${POSTGRES_PORT:-5433}"
@@ -416,7 +416,7 @@ cluster_up() {
   local started=$SECONDS
   # cluster.log is fresh at every start (start keeps the previous one as cluster.log.1).
   local shown=0 n
-  start cluster node --import tsx src/dev/cluster-main.ts --data-dir "$CLUSTER_DIR/data" --log-dir "$LOG_DIR" --ready-file "$ready" \
+  start cluster node --import tsx dev/cluster-main.ts --data-dir "$CLUSTER_DIR/data" --log-dir "$LOG_DIR" --ready-file "$ready" \
     --frontend-port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" --postgres-port "$POSTGRES_PORT" --mongod-ports "$m1,$m2,$m3"
   for _ in $(seq 1200); do
     [ -f "$ready" ] && break

@@ -2,7 +2,7 @@
  * How activities report failures to Temporal.
  * @module
  */
-import { toTemporalFailure } from '../src/model/failures';
+import { toTemporalFailure } from '../src/contract/failures';
 
 /**
  * Runs `fn`, turning a `ValidationError` into a non-retryable failure: retrying bad input

@@ -6,11 +6,11 @@
  */
 import { activityInfo, Context, log } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { ACTIVITY_REMOVED_FAILURE_TYPE, ValidationError } from '../src/errors';
-import type { FollowerPage, FollowerPageRequest, FollowerSource } from '../src/followers/follower-source';
-import { FanoutOperation, Limits } from '../src/model/constants';
-import { countChunkAttempt, Metric } from '../src/model/metrics';
-import { checkEpochMs, checkFeedTypes, checkId, checkIdList, checkInt, checkKeys, checkObject } from '../src/model/validation';
+import { ACTIVITY_REMOVED_FAILURE_TYPE, ValidationError } from '../src/contract/errors';
+import type { FollowerPage, FollowerPageRequest, FollowerSource } from '../src/contract/follower-source';
+import { FanoutOperation, Limits, type Priority } from '../src/contract/constants';
+import { countChunkAttempt, Metric } from '../src/contract/metrics';
+import { checkEpochMs, checkFeedTypes, checkId, checkIdList, checkInt, checkKeys, checkObject } from '../src/contract/validation';
 import type { FeedStore, FeedWriteResult } from '../src/storage/feed-store';
 import { failFastOnBadInput } from './failures';
 import { withHeartbeats } from './heartbeat';
@@ -32,7 +32,7 @@ export interface GetFollowerPageInput {
 
 /** Input of `getFollowerPagePart`: a page of followers, keeping one priority's. */
 export interface GetFollowerPagePartInput extends GetFollowerPageInput {
-  priority: 'high' | 'low';
+  priority: Priority;
   /** Epoch ms: see `FollowerPageRequest.activeUntil` (the LOW pass sets it). */
   activeUntil?: number;
   /**
@@ -86,18 +86,12 @@ export interface WriteFeedChunkInput {
   followerIds: string[];
 }
 
-/** What `writeFeedChunk` returns. */
-export interface WriteFeedChunkResult extends FeedWriteResult {
-  /**
-   * Epoch ms (this worker's clock) when the write finished. Recorded with the result, so a pass can
-   * tell how long it has been writing since it last let its workflow task complete, the same on replay.
-   */
-  at?: number;
-}
+/** What `writeFeedChunk` returns: entries changed, already there, and feeds trimmed. */
+export type WriteFeedChunkResult = FeedWriteResult;
 
 /** Input of `chunkFailed`: a chunk that failed for good, as the workflow recorded it. */
 export interface ChunkFailedInput {
-  priority: 'high' | 'low';
+  priority: Priority;
   firstFollowerId: string;
   lastFollowerId: string;
   size: number;
@@ -120,7 +114,7 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
      * chunk is dispatched, so a misspelled feed type fails the fanout at once and writes nothing.
      */
     async resolveFanoutFeedTypes(input: ResolveFeedTypesInput): Promise<string[]> {
-      return failFastOnBadInput(async () => feedTypesOf(checkObject('input', input).feedTypes));
+      return failFastOnBadInput(() => Promise.resolve(feedTypesOf(checkObject('input', input).feedTypes)));
     },
 
     /** Reads one page of `userId`'s followers, split into HIGH and LOW. */
@@ -140,7 +134,7 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
         const activeUntil = input.activeUntil === undefined ? undefined : checkEpochMs('input.activeUntil', input.activeUntil);
         const skip = input.skipWritten === undefined ? undefined : checkKeys('input.skipWritten', input.skipWritten, ['activityId', 'feedType']);
         const skipActivity = skip && checkId('input.skipWritten.activityId', skip.activityId);
-        const skipFeedType = skip && checkFeedTypes('input.skipWritten.feedType', [skip.feedType])[0]!;
+        const skipFeedType = skip && checkFeedTypes('input.skipWritten.feedType', [skip.feedType])[0];
         if (skipFeedType !== undefined) store.config(skipFeedType, 'input.skipWritten.feedType');
         return withHeartbeats(async () => {
           const page = await followers.getFollowerPage({ ...request, activeUntil });
@@ -232,7 +226,7 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
         metricMeter.createHistogram(Metric.CHUNK_DURATION, 'int', 'ms').record(Date.now() - started, { operation });
         metricMeter.createHistogram(Metric.CHUNK_ATTEMPT).record(info.attempt);
         if (time && total.unchanged > 0) log.debug('feed entries already present (earlier attempt)', { activityId, feedTypes, unchanged: total.unchanged });
-        return { ...total, at: Date.now() };
+        return total;
       }));
     },
 
@@ -241,8 +235,9 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
      * starts `FAILED:`) for each chunk that failed for good, so the failure stands out in the Web
      * UI's event history. Logs the failure.
      */
-    async chunkFailed(input: ChunkFailedInput): Promise<void> {
+    chunkFailed(input: ChunkFailedInput): Promise<void> {
       log.warn('fanout chunk failed for good', { ...input });
+      return Promise.resolve();
     },
   };
 }

@@ -5,8 +5,8 @@
  * so Temporal may retry any of them at any point.
  * @module
  */
-import { FeedType } from '../src/model/constants';
-import { checkEpochMs, checkFeedTypes, checkId, checkInt, checkObject } from '../src/model/validation';
+import { FeedType } from '../src/contract/constants';
+import { checkEpochMs, checkFeedTypes, checkId, checkInt, checkObject } from '../src/contract/validation';
 import type { Notifier } from '../src/notify/notifier';
 import type { FeedStore } from '../src/storage/feed-store';
 import { checkFollowPair, type FollowStore } from '../src/storage/follow-store';

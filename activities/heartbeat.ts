@@ -7,7 +7,7 @@
  * @module
  */
 import { Context } from '@temporalio/activity';
-import { HEARTBEAT_TIMEOUT_MS } from '../src/model/constants';
+import { HEARTBEAT_TIMEOUT_MS } from '../src/contract/constants';
 
 /** How often {@link withHeartbeats} heartbeats: well inside the timeout (the SDK throttles to 80% of it). */
 const HEARTBEAT_INTERVAL_MS = Math.floor(HEARTBEAT_TIMEOUT_MS / 3);

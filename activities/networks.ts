@@ -22,14 +22,14 @@ import {
   API_TRANSIENT_FAILURE_TYPE,
   CREDENTIALS_EXPIRED_FAILURE_TYPE,
   ValidationError,
-} from '../src/errors';
+} from '../src/contract/errors';
 import { classifyAnswer } from '../src/integrations/error-rules';
 import { RequestCancelledError, sendRequest, type NetworkRequest } from '../src/integrations/http';
 import type { NetworkStore, NetworkAccountDoc } from '../src/integrations/network-store';
 import { type NetworksConfig, readPath, type ResolvedNetwork, resolveNetworks } from '../src/integrations/network';
 import { bucketId, type BucketRequest, SharedRateLimiter } from '../src/integrations/rate-limiter';
-import type { ItemOutcomes } from '../src/model/imports';
-import { Metric } from '../src/model/metrics';
+import type { ItemOutcomes } from '../src/contract/imports';
+import { Metric } from '../src/contract/metrics';
 import { failFastOnBadInput } from './failures';
 
 /** Dependencies and tuning of {@link createNetworkActivities}. */

@@ -23,15 +23,15 @@
  * @module
  */
 import type { WriteConcernSettings } from 'mongodb';
-import { FeedClient } from '../src/client';
-import { FanoutOperation } from '../src/model/constants';
-import { FANOUT_DEFAULTS, type FanoutOptions, type FanoutProgress } from '../src/model/fanout';
+import { FeedClient } from '../src/client/feed-client';
+import { FanoutOperation } from '../src/contract/constants';
+import { FANOUT_DEFAULTS, type FanoutOptions, type FanoutProgress } from '../src/contract/fanout';
 import { DURABLE_WRITE_CONCERN } from '../src/storage/durability';
-import { MongoFollowerSource } from '../src/followers/mongo-follower-source';
+import { MongoFollowerSource } from '../src/storage/mongo-follower-source';
 import { FeedStore } from '../src/storage/feed-store';
 import { insertManyIgnoringDuplicates } from '../src/storage/insert';
 import { createWorkers } from '../src/worker/workers';
-import { seedFollowers } from '../test/utils/graph';
+import { seedFollowers } from '../dev/seed';
 import { coresBusy, measure, type Measured, perThousand, perThousandAll, printTable } from './cpu';
 import { arg, type BenchStack, fanoutHistory } from './stack';
 import { percentile, WriteTracker } from './tracker';
@@ -249,7 +249,7 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
   ];
   const phases: Array<[string, Measured]> = [...fanoutPhases, ['same job, no Temporal, durable', plain], ['raw writes, durable', raw], ['raw writes, w:1', rawW1], ['removal (sweep), durable', removal]];
   const histories = await Promise.all([...fanoutPhases.map(([, r]) => historyOf(r.workflowId)), historyOf(removalId)]);
-  const historyCells = (pick: (h: { events: number; runs: number }) => number) => [...histories.slice(0, 3).map((h) => String(pick(h))), '-', '-', '-', String(pick(histories[3]!))];
+  const historyCells = (pick: (h: { events: number; runs: number }) => number) => [...histories.slice(0, 3).map((h) => String(pick(h))), '-', '-', '-', String(pick(histories[3]))];
   const row = (metric: string, cell: (m: Measured) => string): string[] => [metric, ...phases.map(([, m]) => cell(m))];
   const fanoutRow = (metric: string, cell: (r: FanoutRun) => string): string[] => [metric, ...fanoutPhases.map(([, r]) => cell(r)), '-', '-', '-', '-'];
   const processNames = Object.keys(fanout.cpu);

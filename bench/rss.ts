@@ -9,10 +9,10 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { FeedClient } from '../src/client';
+import { FeedClient } from '../src/client/feed-client';
 import { FeedStore } from '../src/storage/feed-store';
 import { WORKFLOWS_PATH } from '../src/worker/workers';
-import { seedFollowers } from '../test/utils/graph';
+import { seedFollowers } from '../dev/seed';
 import { printTable } from './cpu';
 import type { BenchStack } from './stack';
 
@@ -65,5 +65,5 @@ export async function rssBench(stack: BenchStack): Promise<void> {
   console.log(`\nrss: the worker command's memory, one process per fanout, store ${stack.storeName}`);
   printTable(['followers', 'entries written', 'fanout (s)', 'worker RSS once serving (MB)', 'worker peak RSS (MB)'], rows);
   const [small, big] = rows.map((r) => Number(r[4]));
-  console.log(`peak RSS at ${sizes[1]} is ${((100 * big!) / small!).toFixed(0)}% of the peak at ${sizes[0]}`);
+  console.log(`peak RSS at ${sizes[1]} is ${((100 * big) / small).toFixed(0)}% of the peak at ${sizes[0]}`);
 }

@@ -16,8 +16,8 @@
  * ran before the passes and inline one-page fanouts (`chunksAsActivities`), to compare.
  * @module
  */
-import { FeedClient } from '../src/client';
-import type { FanoutProgress } from '../src/model/fanout';
+import { FeedClient } from '../src/client/feed-client';
+import type { FanoutProgress } from '../src/contract/fanout';
 import { FollowStore } from '../src/storage/follow-store';
 import { FeedStore } from '../src/storage/feed-store';
 import { createWorkers } from '../src/worker/workers';
@@ -117,7 +117,7 @@ export async function socialBench(stack: BenchStack): Promise<void> {
   const post = async (phase: string): Promise<Post> => {
     const poster = 1 + Math.floor(pick() * users);
     const id = `${phase}-${seq++}`;
-    tracker.expect(id, activeFollowers[poster]!);
+    tracker.expect(id, activeFollowers[poster]);
     const added = await client.addActivity({ id, actor: accountId(poster - 1), verb: 'post', object: id });
     return { id, workflowId: added.workflowId, poster, addedAt: Date.now(), done: client.waitForFanout(added.activityId) };
   };

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { type Db, MongoClient } from 'mongodb';
-import { type ManagedServer, startStore, startTemporalDevServer, storeBinary, toolsAndStore } from '../src/dev/local-stack';
+import { type ManagedServer, startStore, startTemporalDevServer, storeBinary, toolsAndStore } from '../dev/local-stack';
 
 /** A running benchmark stack. */
 export interface BenchStack {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { WriteFeedChunkInput } from '../activities';
-import { FanoutOperation } from '../src/model/constants';
+import { FanoutOperation } from '../src/contract/constants';
 import type { AllActivities } from '../src/worker/workers';
 
 /** What was seen of one activity's writes (epoch ms). */
@@ -57,7 +57,7 @@ export class WriteTracker {
     let w = this.seen.get(activityId);
     if (!w) this.seen.set(activityId, (w = { highWritten: 0, written: 0, firstHighAt: null, allHighAt: null, lastAt: null }));
     // A chunk is all HIGH or all LOW: its first id tells which.
-    const high = followerIds.length > 0 && this.isActive(followerIds[0]!);
+    const high = followerIds.length > 0 && this.isActive(followerIds[0]);
     w.written += followerIds.length;
     w.lastAt = now;
     if (!high) return;
@@ -72,5 +72,5 @@ export class WriteTracker {
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }

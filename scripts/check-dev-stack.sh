@@ -120,6 +120,15 @@ run_stamped() {
 serving_us() { node -e 'const t = Date.parse(process.argv[1]); if (Number.isNaN(t)) process.exit(1); console.log(t * 1000);' "$(grep '\[INFO\] serving ' "$1" | tail -n 1 | cut -d' ' -f1)"; }
 serving_pid() { sed -n '/\[INFO\] serving /,/}/p' "$1" | grep -oE 'pid: [0-9]+' | tail -n 1 | grep -oE '[0-9]+'; }
 
+# run_up OUT: ./temporal-dev.sh up with its output stamped into OUT; on failure, its tail, and its exit status.
+run_up() {
+  local rc=0
+  run_stamped "$1" up || rc=$?
+  note_groups
+  [ "$rc" = 0 ] || tail -n 30 "$1" >&2
+  return "$rc"
+}
+
 # --- 1. cluster --help --------------------------------------------------------------------------------
 rc=0; out="$(cd "$ROOT" && ./temporal-dev.sh cluster --help 2>&1)" || rc=$?
 if [ "$rc" = 0 ] && grep -q '^Usage: ./temporal-dev.sh' <<<"$out" && grep -q 'cluster \[up|down|status|logs\]' <<<"$out"; then
@@ -131,12 +140,8 @@ fi
 # --- 2. up ------------------------------------------------------------------------------------------
 say "./temporal-dev.sh up (the first time here: builds the package if needed; ~20-60 s)"
 start=$SECONDS
-rc=0; run_stamped "$DEV/up1.out" up || rc=$?
-note_groups
-if [ "$rc" != 0 ]; then
-  tail -n 30 "$DEV/up1.out" >&2
-  die "./temporal-dev.sh up exited $rc (output above; logs in $DEV/logs, kept with --keep)"
-fi
+rc=0; run_up "$DEV/up1.out" || rc=$?
+[ "$rc" = 0 ] || die "./temporal-dev.sh up exited $rc (output above; logs in $DEV/logs, kept with --keep)"
 ok "./temporal-dev.sh up: exit 0 in $((SECONDS - start)) s"
 for w in worker-main worker-high; do
   if grep -qE "temporal-dev: $w \(pid [0-9]+\): ready \(http://127\.0\.0\.1:[0-9]+/readyz answered 200 ready" "$DEV/up1.out"; then ok "up: $w reported ready by its /readyz (200, status ready)"
@@ -167,10 +172,8 @@ check_nothing_left "after down"
 # --- 4. up again: this start's readiness ------------------------------------------------------------
 say "./temporal-dev.sh up again (a restart: the first run's logs are there)"
 start=$SECONDS
-rc=0; run_stamped "$DEV/up2.out" up || rc=$?
-note_groups
+rc=0; run_up "$DEV/up2.out" || rc=$?
 if [ "$rc" != 0 ]; then
-  tail -n 30 "$DEV/up2.out" >&2
   fail "./temporal-dev.sh up (the second time) exited $rc (output above)"
 else
   ok "./temporal-dev.sh up again: exit 0 in $((SECONDS - start)) s"

@@ -90,7 +90,7 @@ say "packing (npm pack runs the build)"
 (cd "$ROOT" && npm pack --pack-destination "$WORK" --loglevel=error >"$WORK/pack.log" 2>&1) || { cat "$WORK/pack.log" >&2; die "npm pack"; }
 TARBALL="$(ls "$WORK"/feed-fanout-*.tgz)"
 say "tarball: $(basename "$TARBALL"), $(du -k "$TARBALL" | cut -f1) kB packed, $(tar -tzf "$TARBALL" | wc -l) files"
-if tar -tzf "$TARBALL" | grep -qE '^package/(test|bench|src|dist/src/dev)/'; then die "the tarball holds sources, tests, the bench or the dev stack"; fi
+if tar -tzf "$TARBALL" | grep -qE '^package/(test|bench|src|dev|dist/dev)/'; then die "the tarball holds sources, tests, the bench or the dev stack"; fi
 
 # --- A scratch app ------------------------------------------------------------------------------
 APP="$WORK/app"

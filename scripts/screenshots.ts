@@ -14,10 +14,10 @@ import path from 'node:path';
 import { Client } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { chromium, type Page } from 'playwright-core';
-import { FeedClient } from '../src/client';
-import { settingsFromEnv } from '../src/config';
-import { connectClient } from '../src/connect';
-import { FANOUT_WORKFLOW_TYPE } from '../src/model/constants';
+import { FeedClient } from '../src/client/feed-client';
+import { settingsFromEnv } from '../src/config/settings';
+import { connectClient } from '../src/config/connect';
+import { FANOUT_WORKFLOW_TYPE } from '../src/contract/constants';
 import { FollowStore } from '../src/storage/follow-store';
 
 const UI = process.env.TEMPORAL_UI_URL ?? 'http://localhost:8233';

@@ -13,28 +13,36 @@
  * await feeds.addActivity({ actor: 'alice', verb: 'pin', object: 'photo-1' });
  * @module
  */
+// The client: FeedClient, and the fanout operations it shares with the operator command.
 export * from './client';
-export * from './config';
-export * from './connect';
-export * from './errors';
-export * from './model/constants';
-export * from './model/fanout';
-export * from './model/feeds';
-export * from './model/follow';
-export * from './notify/notifier';
+// The contract apps share with the workers: names, errors, option and progress types.
+export * from './contract/errors';
+export * from './contract/constants';
+export * from './contract/fanout';
+export * from './contract/fanout-pass';
+export * from './contract/feeds';
+export * from './contract/follow';
+export * from './contract/imports';
+export * from './contract/shares';
+export * from './contract/metrics';
+export * from './contract/search-attributes';
+export type { ActivityInput, NormalizedActivity } from './contract/validation';
+// Storage, for apps that read or write the store directly, and the pluggable follow graph.
 export * from './storage/aggregated-feed';
-export * from './model/validation';
-export * from './followers/follower-source';
-export * from './followers/mongo-follower-source';
+export * from './contract/follower-source';
+export * from './storage/mongo-follower-source';
 export * from './storage/collections';
 export * from './storage/feed-store';
 export * from './storage/follow-store';
 export * from './storage/durability';
+export * from './notify/notifier';
+// Third-party networks: imports, shares, shared rate limits, error rules.
 export * from './integrations/error-rules';
 export * from './integrations/network-client';
 export * from './integrations/network-store';
 export * from './integrations/network';
 export * from './integrations/rate-limiter';
-export * from './model/imports';
-export * from './model/shares';
+// Schedules declared in code; settings from the environment, as the worker command reads them.
 export * from './schedules/schedules';
+export * from './config/settings';
+export * from './config/connect';

@@ -16,11 +16,10 @@
  * Deterministic: no I/O, clock or randomness here, only Temporal APIs.
  * @module
  */
-import { continueAsNew, log, patched, proxyActivities, type RetryPolicy, setHandler, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, log, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BackfillResult, FollowActivities } from '../activities/follow';
-import { VALIDATION_FAILURE_TYPE } from '../src/errors';
-import { HEARTBEAT_TIMEOUT_MS } from '../src/model/constants';
-import { validateOrFail } from '../src/model/failures';
+import { HEARTBEAT_TIMEOUT_MS } from '../src/contract/constants';
+import { validateOrFail } from '../src/contract/failures';
 import {
   type FollowRequest,
   followRequestSignal,
@@ -29,19 +28,15 @@ import {
   type FollowWorkflowInput,
   validateFollowInput,
   validateFollowRequest,
-} from '../src/model/follow';
+} from '../src/contract/follow';
+import { backoffRetry } from './retry';
 
 /** The patch id of the follow workflow's continue-as-new (kept while runs without it may exist). */
 export const FOLLOW_CONTINUE_AS_NEW_PATCH = 'follow-continue-as-new';
 
 // Transient failures (database down, worker crash) are retried with backoff and no attempt limit:
 // an outage delays a follow but never leaves it half done. Bad input fails at once.
-const retry: RetryPolicy = {
-  initialInterval: '1 second',
-  backoffCoefficient: 2,
-  maximumInterval: '1 minute',
-  nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE],
-};
+const retry = backoffRetry();
 
 // Each activity is a handful of small writes (a backfill batch: one read and one insert per
 // feed). They heartbeat while they run, so a worker killed mid-step costs the heartbeat timeout,
@@ -89,7 +84,7 @@ export async function followWorkflow(rawInput: FollowWorkflowInput): Promise<Fol
       return continueAsNew<typeof followWorkflow>({ ...original, carry: { pending, state } });
     }
     // Newest wins: requests that arrived while the previous one was applied are superseded.
-    const req = pending[pending.length - 1]!;
+    const req = pending[pending.length - 1];
     const superseded = pending.length - 1;
     pending = [];
     // Unique per applied request: the idempotency token of its edge and count changes.

@@ -3,8 +3,8 @@
  * @module
  */
 export { fanoutWorkflow } from './fanout';
-export { fanoutPassWorkflow } from './fanout-pass';
+export { fanoutPassWorkflow } from './fanout/pass';
 export { followWorkflow } from './follow';
-export { importFriendsWorkflow } from './import-friends';
+export { importFriendsWorkflow } from './imports';
 export { trickleSyncWorkflow } from './trickle-sync';
 export { shareActivityWorkflow } from './share-activity';

@@ -3,21 +3,16 @@
  * the workflows that call networks (not a workflow itself). Deterministic: only Temporal APIs.
  * @module
  */
-import { ActivityCancellationType, proxyActivities, type RetryPolicy, sleep } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, sleep } from '@temporalio/workflow';
 import type { NetworkActivities, WaitResult } from '../activities/networks';
-import { API_REJECTED_FAILURE_TYPE, CREDENTIALS_EXPIRED_FAILURE_TYPE, VALIDATION_FAILURE_TYPE } from '../src/errors';
+import { API_REJECTED_FAILURE_TYPE, CREDENTIALS_EXPIRED_FAILURE_TYPE } from '../src/contract/errors';
+import { backoffRetry } from './retry';
 
 /** The network activities (one API call each) on `taskQueue`, with up to `maxAttempts` tries on transient errors. */
 export function apiActivities(taskQueue: string, maxAttempts: number) {
   // Retry delays come from the activity (`nextRetryDelay`: exponential with jitter); the policy
   // bounds the attempts and lists what is never worth retrying.
-  const retry: RetryPolicy = {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: maxAttempts,
-    nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE, CREDENTIALS_EXPIRED_FAILURE_TYPE, API_REJECTED_FAILURE_TYPE],
-  };
+  const retry = backoffRetry({ maximumAttempts: maxAttempts, nonRetryable: [CREDENTIALS_EXPIRED_FAILURE_TYPE, API_REJECTED_FAILURE_TYPE] });
   return proxyActivities<NetworkActivities>({
     taskQueue,
     // A call is bounded by the network's requestTimeoutMs (10 s by default); the heartbeat

@@ -13,9 +13,9 @@
  */
 import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import type { ShareResult } from '../activities/networks';
-import { CREDENTIALS_EXPIRED_FAILURE_TYPE } from '../src/errors';
-import { validateOrFail } from '../src/model/failures';
-import { type ShareInput, type ShareOutcome, validateShareInput } from '../src/model/shares';
+import { CREDENTIALS_EXPIRED_FAILURE_TYPE } from '../src/contract/errors';
+import { validateOrFail } from '../src/contract/failures';
+import { type ShareInput, type ShareOutcome, validateShareInput } from '../src/contract/shares';
 import { apiActivities, withWaits } from './network-calls';
 
 /** Shares one activity to one account's network; see the module comment. */

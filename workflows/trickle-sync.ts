@@ -14,14 +14,14 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ApplicationFailure, executeChild, proxyActivities } from '@temporalio/workflow';
 import type { NetworkActivities } from '../activities/networks';
-import { VALIDATION_FAILURE_TYPE } from '../src/errors';
-import { validateOrFail } from '../src/model/failures';
-import { addOutcomes, importWorkflowId, noOutcomes, type TrickleSyncInput, type TrickleSyncResult, validateTrickleInput } from '../src/model/imports';
-import { importFriendsWorkflow } from './import-friends';
+import { validateOrFail } from '../src/contract/failures';
+import { addOutcomes, importWorkflowId, noOutcomes, type TrickleSyncInput, type TrickleSyncResult, validateTrickleInput } from '../src/contract/imports';
+import { importFriendsWorkflow } from './imports';
+import { backoffRetry } from './retry';
 
 const { pickAccounts } = proxyActivities<NetworkActivities>({
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [VALIDATION_FAILURE_TYPE] },
+  retry: backoffRetry(),
 });
 
 /** Imports a batch of stale accounts; see the module comment. */

@@ -7,19 +7,19 @@
  * @module
  */
 import { Client } from '@temporalio/client';
-import { DefaultLogger } from '@temporalio/worker';
+import { DefaultLogger, type LogLevel } from '@temporalio/worker';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MongoClient } from 'mongodb';
-import { FeedClient } from '../client';
-import { settingsFromEnv } from '../config';
-import { connectClient } from '../connect';
-import { FanoutError, ValidationError } from '../errors';
-import { FanoutOperation } from '../model/constants';
-import type { FanoutProgress } from '../model/fanout';
-import { checkTaskQueue } from '../model/validation';
+import { type BacklogQueue, fanoutQueuesOf, fanoutStatus, FeedClient, listFanouts, parseBacklogQueue, type QueueBacklog, queueBacklog, retryFanout } from '../client';
+import { settingsFromEnv } from '../config/settings';
+import { connectClient } from '../config/connect';
+import { FanoutError, ValidationError } from '../contract/errors';
+import { FanoutOperation } from '../contract/constants';
+import type { FanoutProgress } from '../contract/fanout';
+import { checkTaskQueue } from '../contract/validation';
 import { PREBUILT_BUNDLE_PATH, writeWorkflowBundle } from '../worker/bundle';
+import type { LogFormat } from '../worker/logging';
 import { parseQueuePlan, type QueuePlan } from '../worker/workers';
-import { type BacklogQueue, fanoutQueuesOf, fanoutStatus, listFanouts, parseBacklogQueue, type QueueBacklog, queueBacklog, retryFanout } from './operator';
 import { LOG_LEVELS, runWorkerCommand } from './worker-command';
 
 /** A commander argument parser from one of ours: a `ValidationError` becomes a usage error. */
@@ -75,6 +75,18 @@ function describeProgress(p: Partial<FanoutProgress>): string {
   ].join('\n');
 }
 
+/** The worker command's flags as commander parses them. */
+interface WorkerFlags {
+  queue: QueuePlan[];
+  passQueue: QueuePlan[];
+  workflowQueue?: string;
+  schedules: boolean;
+  metricsPort?: number;
+  healthPort?: number;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+}
+
 const program = new Command('feed-fanout')
   .description('Feed fanout on Temporal and MongoDB: run workers, and look after the fanouts they run.')
   .showHelpAfterError('(run with --help for usage)')
@@ -104,8 +116,8 @@ program
   .option('--metrics-port <PORT>', 'serve Prometheus metrics (SDK and fanout metrics) at http://0.0.0.0:PORT/metrics', port)
   .option('--health-port <PORT>', 'serve /healthz (liveness) and /readyz (readiness) at http://0.0.0.0:PORT', port)
   .addOption(new Option('--log-format <FORMAT>', 'text lines, or one JSON object per line').choices(['text', 'json']).default('text'))
-  .addOption(new Option('--log-level <LEVEL>', 'least severe level logged').choices(LOG_LEVELS as string[]).default('INFO'))
-  .action(async (opts) => {
+  .addOption(new Option('--log-level <LEVEL>', 'least severe level logged').choices(LOG_LEVELS).default('INFO'))
+  .action(async (opts: WorkerFlags) => {
     await runWorkerCommand({
       queues: [...opts.queue, ...opts.passQueue],
       workflowQueue: opts.workflowQueue,
@@ -117,24 +129,32 @@ program
     });
   });
 
-program
-  .command('progress')
-  .description("a fanout's state: live progress while it runs, its result or failure after")
-  .argument('<activityId>', 'the activity whose fanout to show')
-  .option('--remove', 'the removal fanout instead of the add')
-  .option('--json', 'print JSON')
-  .action(async (activityId: string, opts: { remove?: boolean; json?: boolean }) => {
-    const status = await withTemporal((client) => fanoutStatus(client, activityId, opts.remove ? FanoutOperation.REMOVE : FanoutOperation.ADD));
-    print(!!opts.json, status, () =>
-      [
-        `${status.workflowId}: ${status.status}${status.summary ? ` — ${status.summary}` : ''}`,
-        `  started ${status.startTime}${status.closeTime ? `, closed ${status.closeTime}` : ''}`,
-        ...(status.closeReason ? [`  ${status.closeReason}`] : []),
-        ...(status.failure ? [`  failure${status.failureType ? ` (${status.failureType})` : ''}: ${status.failure}`] : []),
-        ...(status.progress ? [describeProgress(status.progress)] : status.progressUnavailable ? [`  no counts: ${status.progressUnavailable}`] : []),
-      ].join('\n'),
-    );
-  });
+/**
+ * A command about one activity's fanout (`<activityId>`, `--remove` for its removal, `--json`):
+ * runs `call` against Temporal and prints its result with `text`.
+ */
+function fanoutCommand<T>(name: string, description: string, call: (client: Client, activityId: string, operation: FanoutOperation) => Promise<T>, text: (result: T) => string): void {
+  program
+    .command(name)
+    .description(description)
+    .argument('<activityId>', `the activity whose fanout to ${name === 'progress' ? 'show' : name}`)
+    .option('--remove', 'the removal fanout instead of the add')
+    .option('--json', 'print JSON')
+    .action(async (activityId: string, opts: { remove?: boolean; json?: boolean }) => {
+      const result = await withTemporal((client) => call(client, activityId, opts.remove ? FanoutOperation.REMOVE : FanoutOperation.ADD));
+      print(!!opts.json, result, () => text(result));
+    });
+}
+
+fanoutCommand('progress', "a fanout's state: live progress while it runs, its result or failure after", fanoutStatus, (status) =>
+  [
+    `${status.workflowId}: ${status.status}${status.summary ? ` — ${status.summary}` : ''}`,
+    `  started ${status.startTime}${status.closeTime ? `, closed ${status.closeTime}` : ''}`,
+    ...(status.closeReason ? [`  ${status.closeReason}`] : []),
+    ...(status.failure ? [`  failure${status.failureType ? ` (${status.failureType})` : ''}: ${status.failure}`] : []),
+    ...(status.progress ? [describeProgress(status.progress)] : status.progressUnavailable ? [`  no counts: ${status.progressUnavailable}`] : []),
+  ].join('\n'),
+);
 
 program
   .command('list')
@@ -175,22 +195,18 @@ program
 function backlogTable(rows: QueueBacklog[]): string {
   const header = ['queue', 'tasks', 'backlog', 'oldest(s)', 'added/s', 'dispatched/s', 'pollers'];
   const cells = rows.map((r) => [r.taskQueue, r.kind, String(r.backlog), r.oldestSeconds.toFixed(1), r.addRate.toFixed(1), r.dispatchRate.toFixed(1), String(r.pollers)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   // Names and kinds left-aligned, numbers right-aligned.
-  const line = (c: string[]) => c.map((v, i) => (i < 2 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (c: string[]) => c.map((v, i) => (i < 2 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ').trimEnd();
   return [line(header), ...cells.map(line)].join('\n');
 }
 
-program
-  .command('retry')
-  .description('start a failed, cancelled, terminated or timed-out fanout again (only missing entries are written)')
-  .argument('<activityId>', 'the activity whose fanout to retry')
-  .option('--remove', 'the removal fanout instead of the add')
-  .option('--json', 'print JSON')
-  .action(async (activityId: string, opts: { remove?: boolean; json?: boolean }) => {
-    const started = await withTemporal((client) => retryFanout(client, activityId, opts.remove ? FanoutOperation.REMOVE : FanoutOperation.ADD));
-    print(!!opts.json, started, () => `retrying: ${started.workflowId} (run ${started.runId})`);
-  });
+fanoutCommand(
+  'retry',
+  'start a failed, cancelled, terminated or timed-out fanout again (only missing entries are written)',
+  retryFanout,
+  (started) => `retrying: ${started.workflowId} (run ${started.runId})`,
+);
 
 program
   .command('remove')

@@ -8,9 +8,9 @@ import net from 'node:net';
 import { Client } from '@temporalio/client';
 import { type LogLevel, NativeConnection, Runtime } from '@temporalio/worker';
 import { MongoClient } from 'mongodb';
-import { settingsFromEnv } from '../config';
-import { connectClient, connectionProblem, tlsHandshakeProblem } from '../connect';
-import { ConfigurationError } from '../errors';
+import { settingsFromEnv } from '../config/settings';
+import { connectClient, connectionProblem, tlsHandshakeProblem } from '../config/connect';
+import { ConfigurationError } from '../contract/errors';
 import { NetworkStore } from '../integrations/network-store';
 import { SharedRateLimiter } from '../integrations/rate-limiter';
 import { defaultSchedules, reconcileSchedules } from '../schedules/schedules';
@@ -67,7 +67,9 @@ export async function runWorkerCommand(options: WorkerCommandOptions): Promise<v
     }
     throw err;
   }
-  const say = (message: string, meta: Record<string, unknown> = {}) => logger.info(message, { pid: process.pid, ...meta });
+  const say = (message: string, meta: Record<string, unknown> = {}): void => {
+    logger.info(message, { pid: process.pid, ...meta });
+  };
 
   // Everything opened, closed in reverse order at the end; a failure to close is logged, never
   // thrown over the error that ended the run (the one the operator needs to see).
@@ -199,7 +201,7 @@ async function ensureMongoReachable(uri: string): Promise<void> {
 /** The first line of an error's message (driver errors can be long). */
 function firstLine(err: unknown): string {
   const message = (err as Error)?.message ?? String(err);
-  return message.split('\n')[0]!.trim() || (err as Error)?.name || 'unknown error';
+  return message.split('\n')[0].trim() || (err as Error)?.name || 'unknown error';
 }
 
 /** The levels `--log-level` accepts. */

@@ -9,7 +9,7 @@
  * Pure: no I/O, so the rules can be unit-tested against canned answers.
  * @module
  */
-import { readPath } from './network';
+import { readPath } from './json-path';
 
 /** What the caller should do about an answer. */
 export type ErrorKind =

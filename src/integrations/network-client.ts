@@ -6,8 +6,8 @@
 import type { Client } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Db } from 'mongodb';
-import { ValidationError } from '../errors';
-import { TaskQueue } from '../model/constants';
+import { ValidationError } from '../contract/errors';
+import { TaskQueue } from '../contract/constants';
 import {
   IMPORT_WORKFLOW_TYPE,
   type ImportFriendsInput,
@@ -16,9 +16,9 @@ import {
   importProgressQuery,
   importWorkflowId,
   validateImportInput,
-} from '../model/imports';
-import { SHARE_WORKFLOW_TYPE, type ShareInput, type ShareOutcome, shareWorkflowId, validateShareInput } from '../model/shares';
-import { checkId } from '../model/validation';
+} from '../contract/imports';
+import { SHARE_WORKFLOW_TYPE, type ShareInput, type ShareOutcome, shareWorkflowId, validateShareInput } from '../contract/shares';
+import { checkId } from '../contract/validation';
 import { NetworkStore, type NetworkAccountDoc } from './network-store';
 
 /** Options of {@link NetworkClient}. */
@@ -98,7 +98,7 @@ export class NetworkClient {
 
   /** Waits for the current import to end and returns its counts. Throws if it failed or was cancelled. */
   async waitForImport(network: string, accountId: string): Promise<ImportProgress> {
-    return this.temporal.workflow.getHandle(importWorkflowId(network, accountId)).result();
+    return this.temporal.workflow.getHandle(importWorkflowId(network, accountId)).result() as Promise<ImportProgress>;
   }
 
   /** Cancels the running import; its calls in flight are aborted. */
@@ -127,7 +127,7 @@ export class NetworkClient {
 
   /** Waits for a share and returns how it ended (`shared`, or `needs_reauth`). */
   async waitForShare(network: string, accountId: string, activityId: string): Promise<ShareOutcome> {
-    return this.temporal.workflow.getHandle(shareWorkflowId(network, accountId, activityId)).result();
+    return this.temporal.workflow.getHandle(shareWorkflowId(network, accountId, activityId)).result() as Promise<ShareOutcome>;
   }
 
   /** Friend ids imported for an account. */

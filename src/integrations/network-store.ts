@@ -8,11 +8,11 @@
  * @module
  */
 import { type Collection, type Db, MongoBulkWriteError, type WriteConcernSettings } from 'mongodb';
-import { type ItemOutcomes, noOutcomes } from '../model/imports';
+import { type ItemOutcomes, noOutcomes } from '../contract/imports';
 import { Collections } from '../storage/collections';
 import { withWriteConcern } from '../storage/durability';
 import { insertManyIgnoringDuplicates, isDuplicateKey } from '../storage/insert';
-import { readPath } from './network';
+import { readPath } from './json-path';
 
 /** A user's connection to a network. */
 export interface NetworkAccountDoc {
@@ -244,7 +244,7 @@ export class NetworkStore {
       if (!(err instanceof MongoBulkWriteError)) throw err;
       const errors = [err.writeErrors].flat();
       if (!errors.every(isDuplicateKey)) throw err;
-      return errors.map((e) => docs[e.index]!._id);
+      return errors.map((e) => docs[e.index]._id);
     }
   }
 }

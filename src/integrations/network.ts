@@ -6,8 +6,8 @@
  * name, and the import activities look the definition up. Adding a network needs no workflow code.
  * @module
  */
-import { ValidationError } from '../errors';
-import { checkNetworkName } from '../model/validation';
+import { ValidationError } from '../contract/errors';
+import { checkNetworkName } from '../contract/validation';
 import type { ErrorRule } from './error-rules';
 
 /**
@@ -206,12 +206,4 @@ export function resolveNetworks(config: NetworksConfig): Map<string, ResolvedNet
   return out;
 }
 
-/** Reads a dotted path (`data.items`, `errors.0.code`) of a parsed JSON value. */
-export function readPath(value: unknown, path: string): unknown {
-  let current = value;
-  for (const part of path.split('.')) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<string, unknown>)[part];
-  }
-  return current;
-}
+export { readPath } from './json-path';

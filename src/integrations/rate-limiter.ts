@@ -26,7 +26,7 @@
  * @module
  */
 import type { Collection, Db } from 'mongodb';
-import { StoreError } from '../errors';
+import { StoreError } from '../contract/errors';
 import { withWriteConcern } from '../storage/durability';
 import type { AdaptiveRateLimit, KnownRateLimit } from './network';
 

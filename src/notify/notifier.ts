@@ -4,8 +4,8 @@
  * an app can send an email or a push instead of (or besides) the built-in notification feed.
  * @module
  */
-import { deriveActivityId } from '../model/activity-id';
-import { FeedType } from '../model/constants';
+import { deriveActivityId } from '../client/activity-id';
+import { FeedType } from '../contract/constants';
 import type { FeedStore } from '../storage/feed-store';
 
 /** Something to tell a user. */

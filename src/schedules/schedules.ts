@@ -14,6 +14,9 @@
  * milliseconds, defaults appear), so comparing them field by field would either miss changes or
  * see changes that are not there.
  *
+ *
+ * Long because the declarations, their validation and the reconcile against the server (create,
+ * replace when changed, delete when no longer declared, only what this module manages) belong together.
  * @module
  */
 import { createHash } from 'node:crypto';
@@ -29,8 +32,8 @@ import {
 import type { Duration } from '@temporalio/common';
 // The SDK's own ms-string parser, so a duration validates here exactly when the SDK accepts it.
 import { msToNumber } from '@temporalio/common/lib/time';
-import { ConfigurationError, ValidationError } from '../errors';
-import { checkInt, checkObject, checkTaskQueue } from '../model/validation';
+import { ConfigurationError, ValidationError } from '../contract/errors';
+import { checkInt, checkObject, checkTaskQueue, checkText } from '../contract/validation';
 
 /**
  * Value of the `managedBy` memo field on every schedule this module creates. Reconcile only ever
@@ -367,15 +370,15 @@ function validateDeclarations(declarations: unknown, prefix: string): ScheduleDe
   declarations.forEach((raw, i) => {
     const field = `schedules[${i}]`;
     const decl = checkObject(field, raw);
-    const id = checkText(`${field}.id`, decl.id);
+    const id = checkName(`${field}.id`, decl.id);
     if (!id.startsWith(prefix) || id.length === prefix.length) {
       throw new ValidationError(`${field}.id`, `must start with the prefix "${prefix}" and name something after it, got "${id}"`);
     }
     const earlier = firstIndexOfId.get(id);
     if (earlier !== undefined) throw new ValidationError(`${field}.id`, `duplicates schedules[${earlier}].id ("${id}")`);
     firstIndexOfId.set(id, i);
-    checkText(`${field}.description`, decl.description, 1000);
-    checkText(`${field}.workflowType`, decl.workflowType);
+    checkName(`${field}.description`, decl.description, 1000);
+    checkName(`${field}.workflowType`, decl.workflowType);
     checkTaskQueue(`${field}.taskQueue`, decl.taskQueue);
     if (!Array.isArray(decl.args)) throw new ValidationError(`${field}.args`, 'must be an array of workflow arguments');
     try {
@@ -404,10 +407,9 @@ function validateDeclarations(declarations: unknown, prefix: string): ScheduleDe
   return declarations as ScheduleDeclaration[];
 }
 
-function checkText(field: string, value: unknown, maxLength = 255): string {
-  if (typeof value !== 'string' || value.trim().length === 0) throw new ValidationError(field, 'must be a non-empty string');
-  if (value.length > maxLength) throw new ValidationError(field, `must be at most ${maxLength} characters`);
-  return value;
+/** A non-empty string of at most `maxLength` characters (ids, names, descriptions). */
+function checkName(field: string, value: unknown, maxLength = 255): string {
+  return checkText(field, value, maxLength, { nonEmpty: true });
 }
 
 /** A non-negative duration (ms number or ms-format string), in milliseconds. */

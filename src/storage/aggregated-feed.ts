@@ -10,7 +10,7 @@
  * @module
  */
 import type { Collection, Filter } from 'mongodb';
-import { FeedKind, MAX_GROUP_ACTIVITIES, MAX_GROUP_ACTORS, type ResolvedFeedConfig, groupKey, type Groupable } from '../model/feeds';
+import { FeedKind, MAX_GROUP_ACTIVITIES, MAX_GROUP_ACTORS, type ResolvedFeedConfig, groupKey, type Groupable } from '../contract/feeds';
 import { type GroupDoc, groupDocId } from './collections';
 import { insertManyIgnoringDuplicates } from './insert';
 
@@ -71,7 +71,7 @@ export class AggregatedFeed {
     await insertManyIgnoringDuplicates(
       this.collection,
       owners.map((owner, i) => ({
-        _id: ids[i]!,
+        _id: ids[i],
         owner,
         group,
         verb: activity.verb,

@@ -8,8 +8,8 @@
  * @module
  */
 import type { Db, IndexDescription } from 'mongodb';
-import { isAggregated, type ResolvedFeedConfig } from '../model/feeds';
-import type { NormalizedActivity } from '../model/validation';
+import { isAggregated, type ResolvedFeedConfig } from '../contract/feeds';
+import type { NormalizedActivity } from '../contract/validation';
 
 /** An activity, stored once; feeds only reference it. Its fields are the validated activity's. */
 export interface ActivityDoc extends Omit<NormalizedActivity, 'id'> {
@@ -156,6 +156,6 @@ export async function ensureIndexes(db: Db, feeds: ReadonlyMap<string, ResolvedF
   // One index per command: FerretDB 1.24 drops the connection (an internal panic) when a
   // createIndexes command lists several indexes that already exist.
   for (const [collection, { key, ...options }] of specs) {
-    await db.collection(collection).createIndex(key as Record<string, 1 | -1>, options);
+    await db.collection(collection).createIndex(key, options);
   }
 }

@@ -1,13 +1,17 @@
 /**
  * Reading and writing activities and feeds in MongoDB. Every write is idempotent: running it twice
  * (a retried activity, a re-submitted fanout) leaves the same data as running it once.
+ *
+ * Long because it is the one place that knows how each kind of feed is stored: flat feeds are
+ * here, aggregated groups delegate to `aggregated-feed.ts`, and every method is a few statements
+ * shaped for both MongoDB and FerretDB (see the README's FerretDB notes), with the why beside it.
  * @module
  */
 import type { Collection, Db, WriteConcernSettings } from 'mongodb';
-import { StoreError, ValidationError } from '../errors';
-import { FeedType } from '../model/constants';
-import { DEFAULT_FEEDS, FeedKind, type FeedsConfig, isAggregated, type ResolvedFeedConfig, resolveFeeds } from '../model/feeds';
-import { checkId, checkInt, checkKeys } from '../model/validation';
+import { StoreError, ValidationError } from '../contract/errors';
+import { FeedType } from '../contract/constants';
+import { DEFAULT_FEEDS, FeedKind, type FeedsConfig, isAggregated, type ResolvedFeedConfig, resolveFeeds } from '../contract/feeds';
+import { checkId, checkInt, checkKeys } from '../contract/validation';
 import { AggregatedFeed, type FeedWriteResult, type GroupableActivity } from './aggregated-feed';
 import {
   type ActivityDoc,

@@ -3,8 +3,8 @@
  * @module
  */
 import type { Collection, Db, WriteConcernSettings } from 'mongodb';
-import { ValidationError } from '../errors';
-import { checkId } from '../model/validation';
+import { ValidationError } from '../contract/errors';
+import { checkId } from '../contract/validation';
 import { Collections, type FollowDoc, followId, type UserCountsDoc, type UserDoc } from './collections';
 import { withWriteConcern } from './durability';
 import { insertManyIgnoringDuplicates, isDuplicateKey } from './insert';
@@ -85,7 +85,10 @@ export class FollowStore {
    * Edges that already exist are skipped. Returns how many were new.
    */
   async followMany(edges: readonly FollowEdge[], batchSize = 1000): Promise<number> {
-    if (!Array.isArray(edges)) throw new ValidationError('edges', 'must be an array of { follower, followee }');
+    // Checked as input of unknown shape (an app in JavaScript can pass anything); asking
+    // Array.isArray of `edges` itself would narrow the readonly array to any[].
+    const given: unknown = edges;
+    if (!Array.isArray(given)) throw new ValidationError('edges', 'must be an array of { follower, followee }');
     edges.forEach((e, i) => checkFollowPair(e?.follower, e?.followee, `edges[${i}].`));
     const now = new Date();
     let inserted = 0;
@@ -227,7 +230,7 @@ export class FollowStore {
       await Promise.all(
         Array.from({ length: 8 }, async () => {
           while (next < batch.length) {
-            const u = batch[next++]!;
+            const u = batch[next++];
             await collection.updateOne({ _id: u.userId }, { $set: { lastActiveAt: u.lastActiveAt } });
           }
         }),

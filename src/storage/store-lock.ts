@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
-import { StoreError } from '../errors';
+import { StoreError } from '../contract/errors';
 import { isDuplicateKey } from './insert';
 
 interface LockDoc {

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type { Connection } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import type { Db } from 'mongodb';
-import { ConfigurationError } from '../errors';
+import { ConfigurationError } from '../contract/errors';
 
 /** Options of {@link startHealthServer}. */
 export interface HealthServerOptions {

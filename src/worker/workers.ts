@@ -6,14 +6,14 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Db } from 'mongodb';
 import { createFanoutActivities, createFollowActivities, createNetworkActivities, type NetworkActivitiesDeps } from '../../activities';
-import { ValidationError } from '../errors';
-import type { FollowerSource } from '../followers/follower-source';
-import { MongoFollowerSource } from '../followers/mongo-follower-source';
+import { ValidationError } from '../contract/errors';
+import type { FollowerSource } from '../contract/follower-source';
+import { MongoFollowerSource } from '../storage/mongo-follower-source';
 import { NetworkStore } from '../integrations/network-store';
 import type { NetworksConfig } from '../integrations/network';
 import { SharedRateLimiter } from '../integrations/rate-limiter';
 import { prebuiltWorkflowBundle, WORKFLOWS_PATH } from './bundle';
-import { FeedType, TaskQueue } from '../model/constants';
+import { FeedType, TaskQueue } from '../contract/constants';
 import { FeedNotifier, type Notifier } from '../notify/notifier';
 import { FeedStore, type FeedStoreOptions } from '../storage/feed-store';
 import { FollowStore } from '../storage/follow-store';

@@ -1,5 +1,5 @@
 /**
- * Smoke test of the local production-shaped cluster (src/dev/cluster.ts): Temporal as separate
+ * Smoke test of the local production-shaped cluster (dev/cluster/): Temporal as separate
  * frontend / matching / worker / 2 x history processes on PostgreSQL with 8 history shards, and a
  * 3-member MongoDB replica set. Not in the default suite (it builds the server from source on first
  * use and starts ten processes of its own): `npm run test:cluster`.
@@ -13,14 +13,14 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FeedClient } from '../../src/client';
-import { type Cluster, type ClusterTools, ensureClusterTools, startCluster } from '../../src/dev/cluster';
-import { FeedType, fanoutWorkflowId, FanoutOperation } from '../../src/model/constants';
+import { FeedClient } from '../../src/client/feed-client';
+import { type Cluster, type ClusterTools, ensureClusterTools, startCluster } from '../../dev/cluster';
+import { FeedType, fanoutWorkflowId, FanoutOperation } from '../../src/contract/constants';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { quietRuntime, uniqueName } from '../utils/env';
 import { fanoutWorkers } from '../utils/fanout';
-import { seedFollowers } from '../utils/graph';
+import { seedFollowers } from '../../dev/seed';
 import { testQueues, withWorkers } from '../utils/workers';
 
 const FOLLOWERS = 5_000;
@@ -49,7 +49,7 @@ describe('the production-shaped local cluster', () => {
       connection,
       client: new Client({ connection, namespace: c.namespace }),
       db: mongo.db(DB_NAME),
-      async close() {
+      close: async (): Promise<void> => {
         await connection.close();
         await mongo.close();
       },

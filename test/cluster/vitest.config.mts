@@ -1,5 +1,5 @@
 // `npm run test:cluster`: tests that start a production-shaped cluster of their own
-// (src/dev/cluster.ts) and kill parts of it. One file at a time: each cluster is ten processes.
+// (dev/cluster/) and kill parts of it. One file at a time: each cluster is ten processes.
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({

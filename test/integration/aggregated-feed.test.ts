@@ -6,14 +6,14 @@ import { activityInfo } from '@temporalio/activity';
 import type { Db } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { WriteFeedChunkInput } from '../../activities';
-import { FeedClient } from '../../src/client';
-import { ValidationError } from '../../src/errors';
-import { FeedType } from '../../src/model/constants';
-import { DEFAULT_FEEDS, FeedKind, type FeedsConfig } from '../../src/model/feeds';
+import { FeedClient } from '../../src/client/feed-client';
+import { ValidationError } from '../../src/contract/errors';
+import { FeedType } from '../../src/contract/constants';
+import { DEFAULT_FEEDS, FeedKind, type FeedsConfig } from '../../src/contract/feeds';
 import { FeedStore } from '../../src/storage/feed-store';
 import { devServer, freshDb, uniqueName } from '../utils/env';
 import { fanoutWorkers } from '../utils/fanout';
-import { seedFollowers } from '../utils/graph';
+import { seedFollowers } from '../../dev/seed';
 import { testQueues, withWorkers } from '../utils/workers';
 
 let temporal: Awaited<ReturnType<typeof devServer>>;
@@ -66,7 +66,7 @@ describe('aggregated feeds', () => {
 
     const page = await store.readAggregatedFeed('by_object', 'reader');
     expect(page.groups.map((g) => g.group)).toEqual(['like|photo-2', 'like|photo-1', 'comment|photo-1']);
-    const photo1 = page.groups[1]!;
+    const photo1 = page.groups[1];
     expect(photo1).toMatchObject({ verb: 'like', activityCount: 7, actorCount: 6, time: new Date(DAY1 + 10_000) });
     // maxActors 3, most recent first (order of first appearance: ann is not moved by her second like).
     expect(photo1.actors).toEqual(['fay', 'eve', 'dan']);
@@ -98,7 +98,7 @@ describe('aggregated feeds', () => {
     await store.addToFeeds('by_object', owners, a3);
     for (const owner of owners) {
       const [g] = (await store.readAggregatedFeed('by_object', owner)).groups;
-      expect([g!.activityCount, g!.actorCount, g!.actors]).toEqual([3, 2, ['ben', 'ann']]);
+      expect([g.activityCount, g.actorCount, g.actors]).toEqual([3, 2, ['ben', 'ann']]);
     }
     // Removing ann's first like keeps her (she liked again); removing ben's uncounts him; repeats change nothing.
     await store.removeFromFeeds('by_object', owners, a1);
@@ -106,7 +106,7 @@ describe('aggregated feeds', () => {
     await store.removeFromFeeds('by_object', owners, a2);
     expect(await store.removeFromFeeds('by_object', owners, a2)).toEqual({ changed: 0, unchanged: 3, trimmed: 0 });
     const [g] = (await store.readAggregatedFeed('by_object', 'r2')).groups;
-    expect([g!.activityCount, g!.actorCount, g!.actors]).toEqual([1, 1, ['ann']]);
+    expect([g.activityCount, g.actorCount, g.actors]).toEqual([1, 1, ['ann']]);
     await store.removeFromFeeds('by_object', owners, a3);
     expect((await store.readAggregatedFeed('by_object', 'r2')).groups).toEqual([]);
   });
@@ -151,10 +151,10 @@ describe('aggregated feeds', () => {
       }
     });
     expect(failedOnce).toBeGreaterThanOrEqual(4); // every chunk's first attempt failed after writing
-    for (const owner of [followers.all[0]!, followers.all[249]!]) {
+    for (const owner of [followers.all[0], followers.all[249]]) {
       const { groups } = await feeds.readAggregatedFeed(FeedType.TIMELINE_AGGREGATED, owner);
       expect(groups.map((g) => [g.group, g.activityCount, g.actorCount])).toEqual([['post|2026-11-20', 2, 1]]);
-      expect(groups[0]!.activities.map((a) => a.id)).toEqual([`${actor}-second`, `${actor}-first`]);
+      expect(groups[0].activities.map((a) => a.id)).toEqual([`${actor}-second`, `${actor}-first`]);
     }
     const total = await db.collection('feed_timeline_aggregated').countDocuments({ activityCount: 2, actorCount: 1 });
     expect(total).toBe(250);
@@ -188,7 +188,7 @@ describe('notification feeds', () => {
     page = await feeds.readNotifications(me);
     expect(page.counts).toEqual({ unseen: 1, unread: 1 });
     expect(page.groups[0]).toMatchObject({ group: 'like|photo-1', actorCount: 4, seen: false, read: false });
-    expect(page.groups[0]!.actors.slice(0, 2)).toEqual(['eve', 'cat']);
+    expect(page.groups[0].actors.slice(0, 2)).toEqual(['eve', 'cat']);
   });
 
   it('rejects bad input with an error naming the field, and changes nothing', async () => {

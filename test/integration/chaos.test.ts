@@ -12,14 +12,14 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { type Db, MongoClient } from 'mongodb';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { FeedClient } from '../../src/client';
-import { ensureTools, freePort, type ManagedServer, startStore, startTemporalDevServer, type StoreKind, storeBinary } from '../../src/dev/local-stack';
-import { FeedType } from '../../src/model/constants';
+import { FeedClient } from '../../src/client/feed-client';
+import { ensureTools, freePort, type ManagedServer, startStore, startTemporalDevServer, type StoreKind, storeBinary } from '../../dev/local-stack';
+import { FeedType } from '../../src/contract/constants';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { devServer, freshDb, quietRuntime, uniqueName } from '../utils/env';
 import { fanoutWorkers } from '../utils/fanout';
-import { seedFollowers } from '../utils/graph';
+import { seedFollowers } from '../../dev/seed';
 import { testQueues, withWorkers } from '../utils/workers';
 
 const storeKindOfSuite = inject('store');
@@ -72,7 +72,7 @@ async function countingWorkers(connection: NativeConnection, db: Db, queues: Ret
       return res;
     },
   }));
-  return { workers, acknowledged: async () => count, calls: async () => calls };
+  return { workers, acknowledged: () => Promise.resolve(count), calls: () => Promise.resolve(calls) };
 }
 
 /** Owners of one activity's timeline entries, sorted, as stored. */

@@ -8,16 +8,16 @@ import type { ChildProcess } from 'node:child_process';
 import type { Db } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FanoutActivities, WriteFeedChunkInput } from '../../activities';
-import { FeedClient } from '../../src/client';
-import { NotFoundError, ValidationError } from '../../src/errors';
-import { FanoutOperation, FeedType } from '../../src/model/constants';
+import { FeedClient } from '../../src/client/feed-client';
+import { NotFoundError, ValidationError } from '../../src/contract/errors';
+import { FanoutOperation, FeedType } from '../../src/contract/constants';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { FollowStore } from '../../src/storage/follow-store';
 import { createWorkers } from '../../src/worker/workers';
 import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
 import { fanoutWorkers, timelineOwners as timelineOwnersOf } from '../utils/fanout';
-import { seedFollowers } from '../utils/graph';
+import { seedFollowers } from '../../dev/seed';
 import { startWorkerCommand } from '../utils/worker-process';
 import { testQueues, withWorkers } from '../utils/workers';
 
@@ -120,7 +120,7 @@ describe('fanout on the dev server', () => {
     expect(own.items.map((i) => i.activity?.verb)).toEqual(['pin']);
   });
 
-  it('a pass records its chunks in workflow tasks of bounded size, reporting by size rather than after every page', async () => {
+  it('a pass records its chunks in workflow tasks of bounded size, reporting every 128 chunks or 512 kB rather than after every page', async () => {
     const actor = uniqueName('flush');
     const queues = testQueues(actor);
     await seedFollowers(db, actor, 20_000, { prefix: `${actor}-f`, activeEvery: 4 });
@@ -140,7 +140,7 @@ describe('fanout on the dev server', () => {
     const perTask: number[] = [];
     for (const e of events) {
       if (e.workflowTaskCompletedEventAttributes) perTask.push(0);
-      else if (e.markerRecordedEventAttributes) perTask[perTask.length - 1]! += protoTemporal.api.history.v1.HistoryEvent.encode(e).finish().length;
+      else if (e.markerRecordedEventAttributes) perTask[perTask.length - 1] += protoTemporal.api.history.v1.HistoryEvent.encode(e).finish().length;
     }
     const total = perTask.reduce((a, b) => a + b, 0);
     const largest = Math.max(...perTask);
@@ -149,9 +149,11 @@ describe('fanout on the dev server', () => {
     // Bounded: never everything in one task (which at 1,000,000 followers outgrew gRPC's 4 MB).
     expect(largest).toBeLessThan(0.75 * total);
     expect(largest).toBeLessThan(700_000);
-    // Not a report (and a drained pipeline) per page: one per flush, and the last.
+    // Not a report (and a drained pipeline) per chunk or page: one per 128 chunks dispatched or
+    // per 512 kB of markers, whichever comes first, and the last.
+    const lowChunks = summary.low.chunksDone + summary.low.chunksFailed;
     expect(reports).toBeGreaterThanOrEqual(2);
-    expect(reports).toBeLessThan(summary.pagesRead / 2);
+    expect(reports).toBeLessThanOrEqual(Math.ceil(lowChunks / 128) + Math.ceil(total / (512 * 1024)) + 1);
   });
 
   it('writes a follower who became active between the HIGH and the LOW pass (nobody skipped by both)', async () => {
@@ -175,7 +177,7 @@ describe('fanout on the dev server', () => {
       await waitFor(async () => (await feeds.getProgress(activityId)).high.followers === 200);
       // Ten LOW followers and one HIGH follower open the app now: the HIGH pass read them as
       // LOW (and HIGH); the LOW pass reads them after it.
-      const touched = [...followers.low.slice(0, 10), followers.high[0]!];
+      const touched = [...followers.low.slice(0, 10), followers.high[0]];
       await new FollowStore(db).setLastActive(touched.map((userId) => ({ userId, lastActiveAt: new Date() })));
       return withWorkers(late, () => feeds.waitForFanout(activityId));
     });
@@ -221,17 +223,18 @@ describe('fanout on the dev server', () => {
     const actor = uniqueName('lowdet');
     const queues = testQueues(actor);
     await seedFollowers(db, actor, 3_000, { prefix: `${actor}-f`, activeEvery: 4 });
-    // LOW chunks take 150 ms, one at a time: the LOW pass runs for about 3.5 s.
+    // LOW chunks of 10 take 15 ms, one at a time: the LOW pass runs about 225 chunks for 3.5 s,
+    // so it reports mid-way (every 128 chunks).
     const workers = await workersFor(queues, (a) => ({
       async writeFeedChunk(input: WriteFeedChunkInput) {
-        if (activityInfo().taskQueue === queues.low) await new Promise((r) => setTimeout(r, 150));
+        if (activityInfo().taskQueue === queues.low) await new Promise((r) => setTimeout(r, 15));
         return a.writeFeedChunk(input);
       },
     }));
     const feeds = feedClient(queues);
     const seen: string[] = [];
     await withWorkers(workers, async () => {
-      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'post', object: 'p' }, { pageSize: 500, maxInFlight: 1 });
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'post', object: 'p' }, { pageSize: 500, chunkSize: 10, maxInFlight: 1 });
       const done = feeds.waitForFanout(activityId);
       let finished = false;
       void done.finally(() => (finished = true));
@@ -249,12 +252,12 @@ describe('fanout on the dev server', () => {
     }
     const running = seen.filter((l) => l.includes('found so far'));
     console.log(`LOW lines seen while running: ${[...new Set(running)].slice(0, 6).join(' | ')}`);
-    // At least one report came in while the LOW pass ran (it reports at least once a second of writes).
+    // At least one report came in while the LOW pass ran (it reports every 128 chunks, and by size).
     expect(running.length).toBeGreaterThan(0);
     for (const line of running) {
       const m = /^LOW: ([\d,]+) of the ([\d,]+) followers found so far written \(2,250 in all\); \d+ chunks in flight, \d+ done, 0 failed$/.exec(line);
       expect(m, line).not.toBeNull();
-      const [written, found] = [Number(m![1]!.replace(/,/g, '')), Number(m![2]!.replace(/,/g, ''))];
+      const [written, found] = [Number(m![1].replace(/,/g, '')), Number(m![2].replace(/,/g, ''))];
       expect(written, line).toBeLessThanOrEqual(found);
       expect(found, line).toBeGreaterThan(0);
       expect(found, line).toBeLessThanOrEqual(2_250);
@@ -354,7 +357,7 @@ describe('fanout on the dev server', () => {
 
       const removal = await feeds.removeActivity(gone.activityId);
       // Hidden at once for readers, before the removal fanout is done.
-      expect((await feeds.readFeed(FeedType.TIMELINE, followers.all[0]!)).items.map((i) => i.activityId)).toEqual([kept.activityId]);
+      expect((await feeds.readFeed(FeedType.TIMELINE, followers.all[0])).items.map((i) => i.activityId)).toEqual([kept.activityId]);
       const summary = await feeds.waitForFanout(gone.activityId, FanoutOperation.REMOVE);
       expect(summary.high.entriesChanged + summary.low.entriesChanged).toBe(1_000);
       expect(removal.workflowId).toBe(`fanout-remove-${gone.activityId}`);
@@ -432,8 +435,8 @@ describe('fanout on the dev server', () => {
       await db.collection(Collections.ACTIVITIES).updateOne({ _id: ids[1] as never }, { $unset: { feedTypes: '' } });
 
       // Hidden at once, before any sweep: the aggregated reader no longer counts it.
-      const reader = followers.all[0]!;
-      await feeds.store.markActivityRemoved(ids[0]!);
+      const reader = followers.all[0];
+      await feeds.store.markActivityRemoved(ids[0]);
       const groups = (await feeds.readAggregatedFeed(FeedType.TIMELINE_AGGREGATED, reader)).groups;
       expect(groups.map((g) => g.activities.map((a) => a.id))).toEqual([[ids[1]]]);
       expect(groups.every((g) => g.activityCount === g.activities.length)).toBe(true);

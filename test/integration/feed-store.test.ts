@@ -1,6 +1,6 @@
 /** FeedStore against the real MongoDB-wire store: writes through the driver, reads them back. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ValidationError } from '../../src/errors';
+import { ValidationError } from '../../src/contract/errors';
 import { FeedStore } from '../../src/storage/feed-store';
 import { freshDb } from '../utils/env';
 

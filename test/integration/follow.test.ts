@@ -8,10 +8,10 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FollowChangeInput } from '../../activities';
-import { FeedClient } from '../../src/client';
-import { ValidationError } from '../../src/errors';
-import { FeedType } from '../../src/model/constants';
-import { followWorkflowId } from '../../src/model/follow';
+import { FeedClient } from '../../src/client/feed-client';
+import { ValidationError } from '../../src/contract/errors';
+import { FeedType } from '../../src/contract/constants';
+import { followWorkflowId } from '../../src/contract/follow';
 import { FeedStore } from '../../src/storage/feed-store';
 import type { AllActivities } from '../../src/worker/workers';
 import { devServer, freshDb, uniqueName } from '../utils/env';
@@ -193,7 +193,7 @@ describe('follow and unfollow on the dev server', () => {
     });
     expect(await feeds.getCounts(star)).toEqual({ followers: 50, following: 0 });
     expect(await feeds.follows.countFollowers(star)).toBe(50);
-    for (const fan of fans) expect((await feeds.getCounts(fan)).following, fan).toBe(fan < fans[50]! ? 0 : 1);
+    for (const fan of fans) expect((await feeds.getCounts(fan)).following, fan).toBe(fan < fans[50] ? 0 : 1);
   });
 
   it('a pair toggled without pause continues as new, and ends in the last requested state with exact counts', async () => {
@@ -222,7 +222,7 @@ describe('follow and unfollow on the dev server', () => {
       // last follow: applyFollow, a backfill batch, the notification). Signals that arrive
       // meanwhile add events however loaded the machine is, so the length itself is no measure.
       const events = (await temporal.client.workflow.getHandle(handle.workflowId, run.runId).fetchHistory()).events ?? [];
-      const input = converter.fromPayload<{ maxHistoryEvents: number }>(events[0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!);
+      const input = converter.fromPayload<{ maxHistoryEvents: number }>(events[0].workflowExecutionStartedEventAttributes!.input!.payloads![0]);
       const late = events.filter((e) => Number(e.eventId) > input.maxHistoryEvents && e.activityTaskScheduledEventAttributes).length;
       expect(late, `run ${run.runId}: ${run.historyLength} events, limit ${input.maxHistoryEvents}`).toBeLessThanOrEqual(3);
     }
@@ -230,8 +230,8 @@ describe('follow and unfollow on the dev server', () => {
     expect(await feeds.getCounts(star)).toEqual({ followers: 1, following: 0 });
     // Every run had the limit asked for, including runs an unfollow started.
     for await (const run of temporal.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` })) {
-      const first = (await temporal.client.workflow.getHandle(handle.workflowId, run.runId).fetchHistory()).events![0]!;
-      expect(converter.fromPayload<{ maxHistoryEvents: number }>(first.workflowExecutionStartedEventAttributes!.input!.payloads![0]!).maxHistoryEvents).toBe(100);
+      const first = (await temporal.client.workflow.getHandle(handle.workflowId, run.runId).fetchHistory()).events![0];
+      expect(converter.fromPayload<{ maxHistoryEvents: number }>(first.workflowExecutionStartedEventAttributes!.input!.payloads![0]).maxHistoryEvents).toBe(100);
     }
     expect(await feeds.getCounts('bot')).toEqual({ followers: 0, following: 1 });
   });

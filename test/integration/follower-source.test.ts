@@ -1,11 +1,11 @@
 /** MongoFollowerSource against the real store: both paging strategies give the same walk. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FollowerPage } from '../../src/followers/follower-source';
-import { MongoFollowerSource, type PagingStrategy } from '../../src/followers/mongo-follower-source';
+import type { FollowerPage } from '../../src/contract/follower-source';
+import { MongoFollowerSource, type PagingStrategy } from '../../src/storage/mongo-follower-source';
 import { FeedStore } from '../../src/storage/feed-store';
 import { FollowStore } from '../../src/storage/follow-store';
 import { freshDb } from '../utils/env';
-import { seedFollowers, type SeededFollowers } from '../utils/graph';
+import { seedFollowers, type SeededFollowers } from '../../dev/seed';
 
 let mongo: Awaited<ReturnType<typeof freshDb>>;
 let seeded: SeededFollowers;
@@ -50,7 +50,7 @@ describe('MongoFollowerSource', () => {
   it('serves a page of a walk it has not seen (another worker, after a restart) from the store', async () => {
     const fresh = new MongoFollowerSource(mongo.db, { paging: 'snapshot' });
     const all = await walk('query');
-    const page = await fresh.getFollowerPage({ userId: 'star', cursor: all[3]!.nextCursor, limit: 300, walkId: 'walk-3' });
+    const page = await fresh.getFollowerPage({ userId: 'star', cursor: all[3].nextCursor, limit: 300, walkId: 'walk-3' });
     expect(page).toEqual(all[4]);
   });
 
@@ -59,8 +59,8 @@ describe('MongoFollowerSource', () => {
     const [promoted] = seeded.low;
     const graph = new FollowStore(mongo.db);
     await graph.setLastActive([
-      { userId: demoted!, lastActiveAt: new Date(Date.now() - 30 * 86_400_000) },
-      { userId: promoted!, lastActiveAt: new Date() },
+      { userId: demoted, lastActiveAt: new Date(Date.now() - 30 * 86_400_000) },
+      { userId: promoted, lastActiveAt: new Date() },
     ]);
     try {
       const pages = await walk('query');
@@ -68,8 +68,8 @@ describe('MongoFollowerSource', () => {
       expect(pages.flatMap((p) => p.low)).toContain(demoted);
     } finally {
       await graph.setLastActive([
-        { userId: demoted!, lastActiveAt: new Date() },
-        { userId: promoted!, lastActiveAt: new Date(Date.now() - 90 * 86_400_000) },
+        { userId: demoted, lastActiveAt: new Date() },
+        { userId: promoted, lastActiveAt: new Date(Date.now() - 90 * 86_400_000) },
       ]);
     }
   });

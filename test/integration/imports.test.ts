@@ -7,8 +7,8 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Db } from 'mongodb';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
-import { ValidationError } from '../../src/errors';
-import { type ImportProgress, importWorkflowId, TRICKLE_WORKFLOW_TYPE, type TrickleSyncResult } from '../../src/model/imports';
+import { ValidationError } from '../../src/contract/errors';
+import { type ImportProgress, importWorkflowId, TRICKLE_WORKFLOW_TYPE, type TrickleSyncResult } from '../../src/contract/imports';
 import { NetworkStore } from '../../src/integrations/network-store';
 import { friendIds } from '../fake-network/server';
 import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
@@ -155,7 +155,7 @@ describe('rate limits', () => {
     await r.addWorkerProcess({ egressIp: '10.0.0.2' });
     const results = await Promise.all(users.map((u) => importAll(r, 'fakebook', id(u), `t-${u}`)));
     for (const [i, u] of users.entries()) {
-      expect(results[i]!.items.imported).toBe(600);
+      expect(results[i].items.imported).toBe(600);
       await expectExactlyFriends(r, 'fakebook', id(u), u, 600);
       // 1 profile + 6 pages per token, at most 4 in any second, though two processes sent them.
       expect(r.fake.maxInWindow({ key: 'token', value: `t-${u}`, windowMs: 1000 })).toBeLessThanOrEqual(4);
@@ -195,7 +195,7 @@ describe('rate limits', () => {
     const rejected = calls.filter((c) => c.status === 429).length;
     expect(rejected).toBeGreaterThan(0); // 5 calls at 2 per 3 s: it ran into the limit
     // Waiting as told lands in a fresh window, so a 429 is never followed by another one.
-    const repeated = calls.filter((c, i) => i > 0 && c.status === 429 && calls[i - 1]!.status === 429).length;
+    const repeated = calls.filter((c, i) => i > 0 && c.status === 429 && calls[i - 1].status === 429).length;
     expect(repeated).toBe(0);
     expect(done.rateLimitWaits).toBeGreaterThanOrEqual(rejected);
     // The waits were durable timers in the workflow's history, not retries of the activity.
@@ -220,7 +220,7 @@ describe("Temporal's queue-wide rate limit", () => {
     // Pages 1-5 are launched together once page 0 has announced the total.
     const pages = r.fake.requests({ path: '/v1/friends/offset' }).map((c) => c.at).slice(1);
     expect(pages).toHaveLength(5);
-    expect(pages.at(-1)! - pages[0]!).toBeGreaterThanOrEqual(1500);
+    expect(pages.at(-1)! - pages[0]).toBeGreaterThanOrEqual(1500);
   });
 });
 
@@ -464,8 +464,8 @@ describe('sharing activities out', () => {
     expect(r.fake.requests({ method: 'POST' }).length).toBeGreaterThan(12);
     // Sharing again: one more run of the workflow, no request at all, no post.
     const before = r.fake.stats().total;
-    await r.imports.shareActivity('fakebook', id('vi'), activityIds[0]!);
-    expect(await r.imports.waitForShare('fakebook', id('vi'), activityIds[0]!)).toMatchObject({ status: 'shared', message: expect.stringMatching(/already shared/) });
+    await r.imports.shareActivity('fakebook', id('vi'), activityIds[0]);
+    expect(await r.imports.waitForShare('fakebook', id('vi'), activityIds[0])).toMatchObject({ status: 'shared', message: expect.stringMatching(/already shared/) });
     expect(r.fake.stats().total).toBe(before);
     expect(r.fake.posts().length).toBe(12);
   });

@@ -13,13 +13,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Db } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FeedClient } from '../../src/client';
-import { freePort } from '../../src/dev/local-stack';
-import { FanoutFailedError } from '../../src/errors';
+import { FeedClient } from '../../src/client/feed-client';
+import { freePort } from '../../dev/local-stack';
+import { FanoutFailedError } from '../../src/contract/errors';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { devServer, freshDb, uniqueName } from '../utils/env';
-import { seedFollowers } from '../utils/graph';
+import { seedFollowers } from '../../dev/seed';
 import { startWorkerCommand, type WorkerProcess } from '../utils/worker-process';
 import { testQueues } from '../utils/workers';
 
@@ -58,12 +58,12 @@ function readmeQueries(): ReadmeQuery[] {
     if (!line.startsWith('|')) break;
     table.push(line);
   }
-  expect(cells(table[0]!)).toEqual(['question', 'PromQL']);
+  expect(cells(table[0])).toEqual(['question', 'PromQL']);
   return table.slice(2).map((row) => {
     const [question, query, ...rest] = cells(row);
     const code = /^`([^`]+)`$/.exec(query ?? '');
     expect(code && rest.length === 0, `README PromQL row must hold exactly one \`query\` in its second cell: ${row}`).toBeTruthy();
-    return { question: question!, promql: code![1]! };
+    return { question: question, promql: code![1] };
   });
 }
 
@@ -133,7 +133,7 @@ async function startPrometheus(target: string): Promise<{ query(promql: string):
   }
   return {
     async query(promql) {
-      const res = await fetch(`${base}/api/v1/query?${new URLSearchParams({ query: promql })}`);
+      const res = await fetch(`${base}/api/v1/query?${new URLSearchParams({ query: promql }).toString()}`);
       const body = (await res.json()) as { status: string; error?: string; data?: { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
       if (body.status !== 'success') throw new Error(`Prometheus rejected ${promql}: ${body.error}`);
       expect(body.data!.resultType, promql).toBe('vector');
@@ -256,12 +256,12 @@ describe("the README's PromQL, against a real Prometheus scraping a real worker"
     expect(written[queues.low]).toBeGreaterThan(0);
     // 2 chunks of 12 failed for good (one per bad fanout) among about 2 × (12 + 3) attempts.
     const [failureRate] = answer('chunk failure rate');
-    expect(failureRate!.value).toBeGreaterThan(0);
-    expect(failureRate!.value).toBeLessThan(0.5);
-    expect(answer('chunks failed for good')[0]!.value).toBeGreaterThan(0);
-    expect(answer('fanouts failed')[0]!.value).toBeGreaterThan(0);
+    expect(failureRate.value).toBeGreaterThan(0);
+    expect(failureRate.value).toBeLessThan(0.5);
+    expect(answer('chunks failed for good')[0].value).toBeGreaterThan(0);
+    expect(answer('fanouts failed')[0].value).toBeGreaterThan(0);
     // Latencies: positive milliseconds, per chunk queue where grouped by it.
-    expect(answer('p95 time until HIGH followers are served')[0]!.value).toBeGreaterThan(0);
+    expect(answer('p95 time until HIGH followers are served')[0].value).toBeGreaterThan(0);
     const chunkP95 = byQueue(answer('p95 chunk write time'), 'taskQueue');
     expect(chunkP95[queues.high]).toBeGreaterThan(0);
     expect(chunkP95[queues.low]).toBeGreaterThan(0);

@@ -39,7 +39,7 @@ function maxInWindow(times: number[], windowMs: number): number {
   const sorted = [...times].sort((a, b) => a - b);
   let best = 0;
   for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (sorted[i]! - sorted[j]! >= windowMs) j++;
+    while (sorted[i] - sorted[j] >= windowMs) j++;
     best = Math.max(best, i - j + 1);
   }
   return best;
@@ -75,35 +75,35 @@ describe('SharedRateLimiter', () => {
     expect(denials).toBeGreaterThan(0);
     expect(maxInWindow(grants, 500)).toBeLessThanOrEqual(5);
     // Not starved either: 25 grants at 5 per 500 ms need about 2 s, not much more.
-    expect(grants.at(-1)! - grants[0]!).toBeGreaterThanOrEqual(2000 - 50);
+    expect(grants.at(-1)! - grants[0]).toBeGreaterThanOrEqual(2000 - 50);
   });
 
   it('an adaptive limit spaces requests, halves its rate when rate limited and ramps up on success', async () => {
     const [limiter] = await limiters(1);
     const bucket: BucketRequest = { id: 'net:token~adaptive:bob', limit: { key: 'token', adaptive: true, initialPerSecond: 10, increasePerSecond: 1, maxPerSecond: 12 } };
-    expect(await limiter!.currentRate(bucket)).toBe(10);
-    expect(await limiter!.acquire([bucket])).toEqual({ granted: true });
-    const denied = await limiter!.acquire([bucket]);
+    expect(await limiter.currentRate(bucket)).toBe(10);
+    expect(await limiter.acquire([bucket])).toEqual({ granted: true });
+    const denied = await limiter.acquire([bucket]);
     expect(denied).toMatchObject({ granted: false, reason: 'limit reached' });
-    const wait = await limiter!.rateLimited([bucket], undefined, 50);
-    expect(await limiter!.currentRate(bucket)).toBe(5);
+    const wait = await limiter.rateLimited([bucket], undefined, 50);
+    expect(await limiter.currentRate(bucket)).toBe(5);
     expect(wait).toBeGreaterThanOrEqual(200); // one interval at the lowered rate
-    expect(await limiter!.acquire([bucket])).toMatchObject({ granted: false, reason: 'the network asked us to wait' });
-    await limiter!.succeeded([bucket]);
-    await limiter!.succeeded([bucket]);
-    expect(await limiter!.currentRate(bucket)).toBe(7);
-    for (let i = 0; i < 10; i++) await limiter!.succeeded([bucket]);
-    expect(await limiter!.currentRate(bucket)).toBe(12); // capped
+    expect(await limiter.acquire([bucket])).toMatchObject({ granted: false, reason: 'the network asked us to wait' });
+    await limiter.succeeded([bucket]);
+    await limiter.succeeded([bucket]);
+    expect(await limiter.currentRate(bucket)).toBe(7);
+    for (let i = 0; i < 10; i++) await limiter.succeeded([bucket]);
+    expect(await limiter.currentRate(bucket)).toBe(12); // capped
   });
 
   it('a Retry-After blocks every instance until it passes', async () => {
     const [a, b] = await limiters(2);
     const bucket: BucketRequest = { id: 'net:app:fanout', limit: { key: 'app', limit: 100, windowMs: 1000 } };
-    expect(await a!.rateLimited([bucket], 400)).toBe(400);
-    const denied = await b!.acquire([bucket]);
+    expect(await a.rateLimited([bucket], 400)).toBe(400);
+    const denied = await b.acquire([bucket]);
     expect(denied).toMatchObject({ granted: false });
     expect((denied as { waitMs: number }).waitMs).toBeGreaterThan(300);
     await new Promise((ok) => setTimeout(ok, 450));
-    expect(await b!.acquire([bucket])).toEqual({ granted: true });
+    expect(await b.acquire([bucket])).toEqual({ granted: true });
   });
 });

@@ -7,7 +7,7 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ConfigurationError, ValidationError } from '../../src/errors';
+import { ConfigurationError, ValidationError } from '../../src/contract/errors';
 import {
   defaultSchedules,
   type DefaultSchedulesOptions,
@@ -249,7 +249,7 @@ describe('reconcileSchedules on the dev server', () => {
       { decls: [trickle, { ...nightly, cron: '0 25 * * *' }], field: 'schedules[1].cron' },
       { decls: [trickle, { ...nightly, cron: 'at three' }], field: 'schedules[1].cron' },
       { decls: [trickle, { ...nightly, id: 'elsewhere/nightly' }], field: 'schedules[1].id' },
-      { decls: [trickle, { ...nightly, jitter: '-1m' as '1m' }], field: 'schedules[1].jitter' },
+      { decls: [trickle, { ...nightly, jitter: '-1m' }], field: 'schedules[1].jitter' },
       { decls: [trickle, { ...nightly, taskQueue: '' }], field: 'schedules[1].taskQueue' },
       { decls: [trickle, { ...nightly, overlap: 'SOMETIMES' as ScheduleOverlapPolicy }], field: 'schedules[1].overlap' },
     ];

@@ -9,15 +9,15 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Db } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { FeedClient } from '../../src/client';
-import { freePort } from '../../src/dev/local-stack';
-import { FANOUT_WORKFLOW_TYPE, FeedType } from '../../src/model/constants';
-import { progressQuery } from '../../src/model/fanout';
+import { FeedClient } from '../../src/client/feed-client';
+import { freePort } from '../../dev/local-stack';
+import { FANOUT_WORKFLOW_TYPE, FeedType } from '../../src/contract/constants';
+import { progressQuery } from '../../src/contract/fanout';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { startHealthServer } from '../../src/worker/health';
 import { devServer, freshDb, uniqueName } from '../utils/env';
-import { seedFollowers } from '../utils/graph';
+import { seedFollowers } from '../../dev/seed';
 import { startWorkerCommand, type WorkerProcess } from '../utils/worker-process';
 import { testQueues } from '../utils/workers';
 
@@ -117,7 +117,7 @@ describe('feed-fanout worker', () => {
     expect(entries.length).toBeGreaterThan(0);
     const finished = entries.find((e) => e.message === 'fanout finished');
     expect(finished).toMatchObject({ level: 'INFO', workflowId: `fanout-add-${activityId}`, workflowType: 'fanoutWorkflow', activityId });
-    expect(entries.some((e) => typeof e.message === 'string' && (e.message as string).startsWith('serving '))).toBe(true);
+    expect(entries.some((e) => typeof e.message === 'string' && (e.message).startsWith('serving '))).toBe(true);
   });
 
   it('the operator commands: progress, list, backlog, retry, remove, with clear errors for unknown ids and bad flags', async () => {
@@ -155,7 +155,7 @@ describe('feed-fanout worker', () => {
     expect(table.slice(1).map((l) => l.split(/ +/).slice(0, 2))).toEqual([[queues.high, 'workflow'], [queues.high, 'activity'], [queues.low, 'workflow']]);
     expect(new Set(table.map((l) => l.length)).size).toBe(1);
     for (const column of ['tasks', 'backlog', 'pollers']) {
-      const at = column === 'tasks' ? table[0]!.indexOf(column) : table[0]!.indexOf(column) + column.length - 1;
+      const at = column === 'tasks' ? table[0].indexOf(column) : table[0].indexOf(column) + column.length - 1;
       for (const row of table.slice(1)) expect(row[at], `${column} column of "${row}"`).not.toBe(' ');
     }
     await expect(cli(['backlog', '--queue', 'no spaces:workflow'])).rejects.toMatchObject({ stderr: expect.stringContaining('--queue must be a task queue name') });

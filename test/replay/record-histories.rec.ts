@@ -8,13 +8,13 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FeedClient } from '../../src/client';
-import { FanoutOperation, FeedType } from '../../src/model/constants';
-import { importWorkflowId, TRICKLE_WORKFLOW_TYPE } from '../../src/model/imports';
+import { FeedClient } from '../../src/client/feed-client';
+import { FanoutOperation, FeedType } from '../../src/contract/constants';
+import { importWorkflowId, TRICKLE_WORKFLOW_TYPE } from '../../src/contract/imports';
 import { FeedStore } from '../../src/storage/feed-store';
 import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
 import { fanoutWorkers } from '../utils/fanout';
-import { seedFollowers } from '../utils/graph';
+import { seedFollowers } from '../../dev/seed';
 import { fakebook, importRig } from '../utils/imports';
 import { testQueues, withWorkers } from '../utils/workers';
 

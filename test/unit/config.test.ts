@@ -3,8 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { settingsFromEnv, temporalFromEnv } from '../../src/config';
-import { ConfigurationError } from '../../src/errors';
+import { settingsFromEnv, temporalFromEnv } from '../../src/config/settings';
+import { ConfigurationError } from '../../src/contract/errors';
 
 describe('temporalFromEnv', () => {
   it('defaults to localhost:7233 and the default namespace, without TLS', () => {

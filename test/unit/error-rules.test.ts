@@ -1,6 +1,6 @@
 /** Per-network error rules against the fake network's canned answers, and network definitions' validation. */
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../src/errors';
+import { ValidationError } from '../../src/contract/errors';
 import {
   type ApiAnswer,
   classifyAnswer,
@@ -27,7 +27,7 @@ describe('classifyAnswer', () => {
   });
 
   it('without the network rules, a Facebook 400/190 is only a rejected request', () => {
-    const canned = EXPIRED_TOKEN_BODIES[0]!;
+    const canned = EXPIRED_TOKEN_BODIES[0];
     expect(classifyAnswer([], { status: canned.status, headers: canned.headers, body: canned.body }, NOW).kind).toBe('rejected');
   });
 

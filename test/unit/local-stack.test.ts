@@ -1,7 +1,7 @@
 /** Choosing the local store: `FANOUT_STORE` and the bench's `--store` are checked at the edge. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { LocalStackError } from '../../src/errors';
-import { storeKind } from '../../src/dev/local-stack';
+import { LocalStackError } from '../../src/contract/errors';
+import { storeKind } from '../../dev/local-stack';
 
 describe('storeKind', () => {
   // The suite itself runs with FANOUT_STORE set (CI runs it once per store).

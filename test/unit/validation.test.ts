@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { deriveActivityId } from '../../src/client';
-import { ValidationError } from '../../src/errors';
-import { FANOUT_DEFAULTS, validateFanoutInput } from '../../src/model/fanout';
-import { validateActivity } from '../../src/model/validation';
+import { ValidationError } from '../../src/contract/errors';
+import { FANOUT_DEFAULTS, validateFanoutInput } from '../../src/contract/fanout';
+import { validateActivity } from '../../src/contract/validation';
 import { parseQueuePlan } from '../../src/worker/workers';
 
 const now = new Date('2026-11-23T12:00:00Z');

@@ -5,10 +5,10 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { ValidationError, VALIDATION_FAILURE_TYPE } from '../../src/errors';
-import { validateOrFail } from '../../src/model/failures';
-import { IMPORT_DEFAULTS, type ImportCarry, RECENT_CURSORS, validateImportInput, validateTrickleInput } from '../../src/model/imports';
-import { validateShareInput } from '../../src/model/shares';
+import { ValidationError, VALIDATION_FAILURE_TYPE } from '../../src/contract/errors';
+import { validateOrFail } from '../../src/contract/failures';
+import { IMPORT_DEFAULTS, type ImportCarry, RECENT_CURSORS, validateImportInput, validateTrickleInput } from '../../src/contract/imports';
+import { validateShareInput } from '../../src/contract/shares';
 
 /** The field of the ValidationError `fn` throws (its message must start with it); undefined if none. */
 function fieldOf(fn: () => unknown): string | undefined {

@@ -1,7 +1,7 @@
 /** Fanout helpers shared by the workflow and integration tests. */
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Db } from 'mongodb';
-import { FeedType } from '../../src/model/constants';
+import { FeedType } from '../../src/contract/constants';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { type AllActivities, createWorkers } from '../../src/worker/workers';

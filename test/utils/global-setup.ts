@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { ensureClusterTools, startCluster } from '../../src/dev/cluster';
-import { ensureTools, type ManagedServer, startStore, startTemporalDevServer, storeBinary, toolsAndStore } from '../../src/dev/local-stack';
+import { ensureClusterTools, startCluster } from '../../dev/cluster';
+import { ensureTools, type ManagedServer, startStore, startTemporalDevServer, storeBinary, toolsAndStore } from '../../dev/local-stack';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -8,7 +8,7 @@ import type { Db } from 'mongodb';
 import { FACEBOOK_ERROR_RULES, OAUTH2_ERROR_RULES, TWITTER_ERROR_RULES } from '../../src/integrations/error-rules';
 import { NetworkClient } from '../../src/integrations/network-client';
 import type { NetworkDefinition, NetworksConfig } from '../../src/integrations/network';
-import type { ImportOptions } from '../../src/model/imports';
+import type { ImportOptions } from '../../src/contract/imports';
 import { createWorkers } from '../../src/worker/workers';
 import { type FakeNetwork, type FakeNetworkOptions, startFakeNetwork } from '../fake-network/server';
 import { uniqueName } from './env';

@@ -32,8 +32,8 @@ export function startWorkerCommand(database: string, args: string[], env: Record
       output += chunk.toString();
       if (/\bserving \S/.test(output)) resolve();
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     child.once('exit', (code) => reject(new Error(`worker process exited with ${code} before serving:\n${output}`)));
   });
   ready.catch(() => undefined); // callers that never await `ready` must not see an unhandled rejection

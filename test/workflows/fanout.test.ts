@@ -9,13 +9,13 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Db } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FanoutActivities, GetFollowerPagePartInput, WriteFeedChunkInput } from '../../activities';
-import { FeedClient } from '../../src/client';
-import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType } from '../../src/model/constants';
-import type { FanoutProgress, FanoutWorkflowInput } from '../../src/model/fanout';
+import { FeedClient } from '../../src/client/feed-client';
+import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType } from '../../src/contract/constants';
+import type { FanoutProgress, FanoutWorkflowInput } from '../../src/contract/fanout';
 import { FeedStore } from '../../src/storage/feed-store';
 import { freshDb, timeSkippingEnv, uniqueName } from '../utils/env';
 import { fanoutWorkers, storeActivity, timelineOwners as timelineOwnersOf } from '../utils/fanout';
-import { seedFollowers } from '../utils/graph';
+import { seedFollowers } from '../../dev/seed';
 import { testQueues, withWorkers } from '../utils/workers';
 
 let env: TestWorkflowEnvironment;
@@ -99,7 +99,7 @@ describe('fanoutWorkflow (time-skipping)', () => {
     const { queues, workers } = await workersFor(actor, (a) => ({
       async writeFeedChunk(input: WriteFeedChunkInput) {
         const { attempt } = activityInfo();
-        const first = input.followerIds[0]!;
+        const first = input.followerIds[0];
         attemptsByFirstId.set(first, [...(attemptsByFirstId.get(first) ?? []), attempt]);
         // The first chunk's first attempt hangs (a stuck socket) until the test ends.
         if (first === followers.high[0] && attempt === 1) await hung;
@@ -119,7 +119,7 @@ describe('fanoutWorkflow (time-skipping)', () => {
         return out;
       });
       expect(result.done).toBe(true);
-      expect(attemptsByFirstId.get(followers.high[0]!)).toEqual([1, 2]);
+      expect(attemptsByFirstId.get(followers.high[0])).toEqual([1, 2]);
       expect(await timelineOwners(`${actor}-a1`)).toEqual(followers.all);
     } finally {
       release();

@@ -1,0 +1,151 @@
+/**
+ * The contract of a fanout's priority passes (`fanoutPassWorkflow`): the pass's input, the
+ * progress it reports to its fanout (a signal as it goes, its result at the end), their
+ * validation. Pure.
+ * @module
+ */
+import { defineSignal } from '@temporalio/workflow';
+import { Limits, type Priority } from './constants';
+import { ValidationError } from './errors';
+import { type ChunkFailure, MAX_LISTED_FAILURES, type PriorityProgress } from './fanout-progress';
+import { checkFailure, checkPriorityProgress } from './fanout';
+import { checkBoolean, checkCount, checkEpochMs, checkFeedTypes, checkId, checkInt, checkKeys, checkText } from './validation';
+
+/** Priority of a follower, and of a pass (an alias of `Priority`). */
+export type PassPriority = Priority;
+
+/** What a pass has done so far: sent to its fanout as a signal after each page, and returned. */
+export interface PassProgress {
+  priority: PassPriority;
+  /** Follower pages read by this pass. */
+  pagesRead: number;
+  /** Followers of both priorities on the pages read (the HIGH pass's count is the fanout's `followersSeen`). */
+  followersSeen: number;
+  /** This priority's counters. */
+  counters: PriorityProgress;
+  /** Times this pass continued as new. */
+  continuedAsNew: number;
+  /** The first chunks that failed for good (at most {@link MAX_LISTED_FAILURES}). */
+  failures: ChunkFailure[];
+  /** Set when a failure stopped the dispatch (every chunk would fail the same way). */
+  abortReason: string | null;
+  /** Milliseconds from the fanout's start until this pass's latest chunk was written; `null` before. */
+  servedMs: number | null;
+  /** True once every chunk of this pass has finished. */
+  done: boolean;
+  /**
+   * LOW pass: followers left out because their entry was already written (active only since the
+   * fanout began: the HIGH pass wrote them). They count in `followersSeen`, not in `counters.followers`.
+   */
+  alreadyWritten?: number;
+  /** True when the activity was removed while this pass ran: it stopped dispatching (see `FanoutProgress.activityRemoved`). */
+  activityRemoved?: boolean;
+}
+
+/**
+ * Input of `fanoutPassWorkflow`: one priority's pass of an `add` fanout, started by the fanout on
+ * the priority's task queue. Small and primitive like the fanout's: ids, options, a cursor.
+ */
+export interface FanoutPassInput {
+  priority: PassPriority;
+  activityId: string;
+  actorId: string;
+  activityTime: number;
+  /** The settled feed types. */
+  feedTypes: string[];
+  pageSize: number;
+  chunkSize: number;
+  maxInFlight: number;
+  maxHistoryEvents: number;
+  chunkTimeoutMs: number;
+  /** The fanout (parent) to send progress to. */
+  fanoutWorkflowId: string;
+  /** Epoch ms when the fanout started (its chain's start): what `servedMs` counts from. */
+  fanoutStartedAt: number;
+  /** Set by the pass itself when it continues as new. */
+  continued?: { cursor: string | null; progress: PassProgress };
+}
+
+/** Signal to the fanout: a pass's progress (after each page, and at the end). */
+export const passProgressSignal = defineSignal<[PassProgress]>('passProgress');
+
+/** Workflow type name of the priority pass. */
+export const FANOUT_PASS_WORKFLOW_TYPE = 'fanoutPassWorkflow';
+
+/** Workflow id of a fanout's pass: `<fanout id>/<priority>`. */
+export function fanoutPassWorkflowId(fanoutWorkflowId: string, priority: PassPriority): string {
+  return `${fanoutWorkflowId}/${priority}`;
+}
+
+/** A pass's progress before it has read anything. */
+export function initialPassProgress(priority: PassPriority): PassProgress {
+  return {
+    priority,
+    pagesRead: 0,
+    followersSeen: 0,
+    counters: { followers: 0, chunksDone: 0, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 0, followersWritten: 0 },
+    continuedAsNew: 0,
+    failures: [],
+    abortReason: null,
+    servedMs: null,
+    done: false,
+  };
+}
+
+/** Checks a pass's input (from its fanout, or from a hand-made start). @throws ValidationError naming the field. */
+export function validatePassInput(raw: unknown): FanoutPassInput {
+  const input = checkKeys('input', raw, [
+    'priority', 'activityId', 'actorId', 'activityTime', 'feedTypes', 'pageSize', 'chunkSize', 'maxInFlight',
+    'maxHistoryEvents', 'chunkTimeoutMs', 'fanoutWorkflowId', 'fanoutStartedAt', 'continued',
+  ]);
+  if (input.priority !== 'high' && input.priority !== 'low') throw new ValidationError('input.priority', 'must be "high" or "low"');
+  const priority = input.priority;
+  const resolved: FanoutPassInput = {
+    priority,
+    activityId: checkId('input.activityId', input.activityId),
+    actorId: checkId('input.actorId', input.actorId),
+    activityTime: checkEpochMs('input.activityTime', input.activityTime),
+    feedTypes: checkFeedTypes('input.feedTypes', input.feedTypes),
+    pageSize: checkInt('input.pageSize', input.pageSize, 1, Limits.MAX_PAGE_SIZE),
+    chunkSize: checkInt('input.chunkSize', input.chunkSize, 1, Limits.MAX_CHUNK_SIZE),
+    maxInFlight: checkInt('input.maxInFlight', input.maxInFlight, 1, Limits.MAX_IN_FLIGHT),
+    maxHistoryEvents: checkInt('input.maxHistoryEvents', input.maxHistoryEvents, 100, 40_000),
+    chunkTimeoutMs: checkInt('input.chunkTimeoutMs', input.chunkTimeoutMs, 1000, 600_000),
+    fanoutWorkflowId: checkText('input.fanoutWorkflowId', input.fanoutWorkflowId, 400),
+    fanoutStartedAt: checkEpochMs('input.fanoutStartedAt', input.fanoutStartedAt),
+  };
+  if (input.continued !== undefined) {
+    const c = checkKeys('input.continued', input.continued, ['cursor', 'progress']);
+    resolved.continued = {
+      cursor: c.cursor === null ? null : checkId('input.continued.cursor', c.cursor),
+      progress: validatePassProgress('input.continued.progress', c.progress, priority),
+    };
+  }
+  return resolved;
+}
+
+/** Checks a pass's progress (carried over continue-as-new, or received by the fanout). */
+export function validatePassProgress(f: string, raw: unknown, priority?: PassPriority): PassProgress {
+  const p = checkKeys(f, raw, [
+    'priority', 'pagesRead', 'followersSeen', 'counters', 'continuedAsNew', 'failures', 'abortReason', 'servedMs', 'done', 'alreadyWritten', 'activityRemoved',
+  ]);
+  if (p.priority !== 'high' && p.priority !== 'low') throw new ValidationError(`${f}.priority`, 'must be "high" or "low"');
+  if (priority !== undefined && p.priority !== priority) throw new ValidationError(`${f}.priority`, `must be the pass's priority "${priority}"`);
+  if (!Array.isArray(p.failures) || p.failures.length > MAX_LISTED_FAILURES) {
+    throw new ValidationError(`${f}.failures`, `must be a list of at most ${MAX_LISTED_FAILURES} chunk failures`);
+  }
+  if (typeof p.done !== 'boolean') throw new ValidationError(`${f}.done`, 'must be true or false');
+  return {
+    priority: p.priority,
+    pagesRead: checkCount(`${f}.pagesRead`, p.pagesRead),
+    followersSeen: checkCount(`${f}.followersSeen`, p.followersSeen),
+    counters: checkPriorityProgress(`${f}.counters`, p.counters),
+    continuedAsNew: checkCount(`${f}.continuedAsNew`, p.continuedAsNew),
+    failures: p.failures.map((e: unknown, i) => checkFailure(`${f}.failures[${i}]`, e)),
+    abortReason: p.abortReason === null ? null : checkText(`${f}.abortReason`, p.abortReason, 2000),
+    servedMs: p.servedMs === null ? null : checkCount(`${f}.servedMs`, p.servedMs),
+    done: p.done,
+    ...(p.alreadyWritten === undefined ? {} : { alreadyWritten: checkCount(`${f}.alreadyWritten`, p.alreadyWritten) }),
+    ...(p.activityRemoved === undefined ? {} : { activityRemoved: checkBoolean(`${f}.activityRemoved`, p.activityRemoved) }),
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * A pass's local activities finish in whatever order the store answers, and reach a replay at
+ * other moments than they reached the run: the pass must still issue its commands in the same
+ * order (a worker that takes a run over replays it). Records passes whose chunks end in random
+ * order, some failing for good, flushing by count mid-page, and replays them with the SDK's
+ * replayer.
+ */
+import { Worker } from '@temporalio/worker';
+import type { Db } from 'mongodb';
+import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
+import type { WriteFeedChunkInput } from '../../activities';
+import { FeedClient } from '../../src/client';
+import { FanoutFailedError } from '../../src/contract/errors';
+import { Collections } from '../../src/storage/collections';
+import { FeedStore } from '../../src/storage/feed-store';
+import { seedFollowers } from '../../dev/seed';
+import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
+import { fanoutWorkers } from '../utils/fanout';
+import { testQueues, withWorkers } from '../utils/workers';
+
+let temporal: Awaited<ReturnType<typeof devServer>>;
+let mongo: Awaited<ReturnType<typeof freshDb>>;
+let db: Db;
+
+beforeAll(async () => {
+  temporal = await devServer();
+});
+afterAll(async () => {
+  await temporal?.close();
+});
+beforeEach(async () => {
+  mongo = await freshDb('prp');
+  db = mongo.db;
+  await new FeedStore(db).ensureIndexes();
+});
+afterEach(async () => {
+  await mongo?.drop();
+});
+
+describe('a pass replays whatever order its chunks finished in', () => {
+  it('with chunks ending at random, some failing for good, and flushes mid-page', async () => {
+    const actor = uniqueName('prp');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 6_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    // Two follower ids that can never be feed owners: their chunks fail for good (non-retryable).
+    for (const bad of [`${actor}-f001000x/bad`, `${actor}-f004000x/bad`]) {
+      await db.collection(Collections.FOLLOWS).insertOne({ _id: `${actor}/${bad}` as never, follower: bad, followee: actor, createdAt: new Date() });
+    }
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        // Chunks end out of the order they started in.
+        await new Promise((r) => setTimeout(r, Math.random() * 30));
+        return a.writeFeedChunk(input);
+      },
+    }));
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
+    const err = await withWorkers(workers, async () => {
+      // Chunks of 10: each pass dispatches several hundred, so it flushes every 128 mid-page.
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'pin', object: 'p' }, { pageSize: 1000, chunkSize: 10, maxInFlight: 8 });
+      return feeds.waitForFanout(activityId).then(() => undefined, (e: unknown) => e);
+    });
+    expect(err).toBeInstanceOf(FanoutFailedError);
+    expect((err as FanoutFailedError).progress?.low.chunksFailed).toBe(2);
+    for (const priority of ['high', 'low']) {
+      const workflowId = `fanout-add-${actor}-a/${priority}`;
+      const history = await temporal.client.workflow.getHandle(workflowId).fetchHistory();
+      const events = history.events ?? [];
+      const reports = events.filter((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes).length;
+      console.log(`${priority} pass: ${events.length} events, ${reports} reports`);
+      expect(reports).toBeGreaterThanOrEqual(2);
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
+    }
+    // And the fanout itself.
+    const fanoutId = `fanout-add-${actor}-a`;
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, await temporal.client.workflow.getHandle(fanoutId).fetchHistory(), fanoutId);
+  });
+
+  it('a one-page fanout written inline, with a chunk failing for good among chunks ending at random', async () => {
+    const actor = uniqueName('prpi');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 600, { prefix: `${actor}-f`, activeEvery: 3 });
+    const bad = `${actor}-f000300x/bad`;
+    await db.collection(Collections.FOLLOWS).insertOne({ _id: `${actor}/${bad}` as never, follower: bad, followee: actor, createdAt: new Date() });
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        await new Promise((r) => setTimeout(r, Math.random() * 30));
+        return a.writeFeedChunk(input);
+      },
+    }));
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
+    const err = await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'pin', object: 'p' }, { chunkSize: 10, maxInFlight: 8 });
+      return feeds.waitForFanout(activityId).then(() => undefined, (e: unknown) => e);
+    });
+    expect(err).toBeInstanceOf(FanoutFailedError);
+    const fanoutId = `fanout-add-${actor}-a`;
+    const history = await temporal.client.workflow.getHandle(fanoutId).fetchHistory();
+    const converter = temporal.client.options.loadedDataConverter.payloadConverter;
+    const failedMarkers = (history.events ?? []).filter((e) => e.markerRecordedEventAttributes && e.userMetadata?.summary && converter.fromPayload<string>(e.userMetadata.summary).startsWith('FAILED: '));
+    expect(failedMarkers).toHaveLength(1);
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, fanoutId);
+  });
+});

@@ -1,0 +1,256 @@
+/**
+ * `fanoutPassWorkflow`: one priority's pass of an `add` fanout. Its fanout starts it on the
+ * priority's task queue (`high-fanout` for active followers, `low-fanout` for the rest), the HIGH
+ * pass first and the LOW pass once every active follower has the entry: active followers first
+ * across the whole fanout, not page by page.
+ *
+ * It pages through the actor's followers (`getFollowerPagePart`, keeping its priority's), cuts
+ * them into chunks of `chunkSize` and writes each chunk with `writeFeedChunk`, at most
+ * `maxInFlight` at a time. Both are *local* activities: they run in the worker that runs this pass,
+ * on its queue, and their results are recorded in the pass's history with its workflow tasks, so a
+ * chunk costs the Temporal server a marker instead of an activity task's scheduling, dispatch, start
+ * and completion. That is most of the server's work per chunk (see the README's benchmark). A
+ * worker that dies mid-pass loses only the chunks not yet recorded, which the next worker writes
+ * again (idempotent writes: nothing is written twice).
+ *
+ * It signals its progress to the fanout, which shows it and watches for stalls, whenever it lets its
+ * workflow task complete (see `PassFlush`). It continues as new before its history grows large.
+ *
+ * Every decision that issues a command here depends only on what replay sees the same way: counts
+ * of what was dispatched, awaited results, and chunk outcomes read right after a flush (when every
+ * chunk dispatched before it has ended). A local activity's result reaches replay at another moment
+ * than it reached the first run, so deciding on outcomes as they arrive (to stop, to flush, to
+ * record a marker) would issue commands in another order and fail the run's replay.
+ *
+ * Deterministic: no I/O, clock or randomness here, only Temporal APIs.
+ * @module
+ */
+import {
+  CancellationScope,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  patched,
+  proxyLocalActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { FanoutActivities } from '../../activities/fanout';
+import { validateOrFail } from '../../src/contract/failures';
+import { FanoutOperation, Limits } from '../../src/contract/constants';
+import { type FanoutPassInput, initialPassProgress, type PassProgress, passProgressSignal, validatePassInput } from '../../src/contract/fanout-pass';
+import { type ChunkBase, type ChunkPlace, startChunk } from './chunks';
+import { CHUNK_RETRY, noteChunkFailure, recordChunkFailureMarker, shouldContinueAsNew, startedAhead } from './policies';
+
+/**
+ * How far the app's clock (which stamps `lastActiveAt`) may lag the Temporal server's. Followers
+ * active within this long before a fanout began are written by both passes (the second write
+ * changes nothing).
+ */
+const ACTIVE_CLOCK_SKEW_MS = 5 * 60_000;
+
+const retry = CHUNK_RETRY;
+
+/** The patch that made a pass report (and flush its workflow task) by size, not after every page. */
+export const FLUSH_BY_SIZE_PATCH = 'pass-flush-by-size';
+
+/**
+ * The patch that made a pass also flush every `FLUSH_EVERY_CHUNKS` chunks, stop only at a flush,
+ * record a `FAILED:` marker per chunk that failed for good, and (the LOW pass) skip the followers
+ * the HIGH pass wrote.
+ */
+export const FLUSH_BY_COUNT_PATCH = 'pass-flush-by-count';
+
+/**
+ * Chunks a pass dispatches between two flushes at most: while its workflow task is open, nothing
+ * else reaches the run (a cancel, a signal, a query of its current details). At full speed on the
+ * development machine (about 300 chunks a second per pass) that is under half a second; each flush
+ * drains the chunk pipeline once, a few milliseconds.
+ */
+const FLUSH_EVERY_CHUNKS = 128;
+
+/**
+ * Roughly how many bytes of local activity markers one workflow task of a pass may collect before
+ * the pass waits for the task to complete. Well under gRPC's 4 MB message limit.
+ */
+const FLUSH_AFTER_BYTES = 512 * 1024;
+
+/** History events a page adds besides its chunks' markers: the read's marker, a report's signal. */
+const PAGE_EVENTS = 4;
+
+/**
+ * When a pass lets its workflow task complete, which is when it reports: the report's signal goes
+ * out with the task's completion, which waits for every local activity in flight, so a flush
+ * drains the chunk pipeline and records the chunks' markers. A drain per page cost throughput, and
+ * never flushing outgrew gRPC's 4 MB message limit at 1,000,000 followers; so a pass flushes every
+ * `FLUSH_EVERY_CHUNKS` chunks, once the markers since the last flush may reach
+ * `FLUSH_AFTER_BYTES`, before its history could pass `maxHistoryEvents` (a workflow sees the
+ * history length its task began with, so the hand-over check needs the flush to count the chunks),
+ * before a hand-over and at the end.
+ */
+class PassFlush {
+  private bytes = 0;
+  private events = 0;
+  private chunks = 0;
+
+  constructor(
+    /** Runs started before the flush by size flushed after every page. */
+    private readonly bySize: boolean,
+    /** Runs started before the flush by count flushed by size only. */
+    private readonly byCount: boolean,
+    private readonly chunkSize: number,
+    private readonly maxHistoryEvents: number,
+  ) {}
+
+  /** A chunk was dispatched: whether to flush before the next one. */
+  dispatched(): boolean {
+    return this.byCount && ++this.chunks >= FLUSH_EVERY_CHUNKS;
+  }
+
+  /** A page's chunks were dispatched: whether to flush now (`last`: the end, a stop or a hand-over). */
+  dueAfterPage(ids: readonly string[], last: boolean): boolean {
+    // An estimate of the marker bytes the page's chunks add: their follower ids as JSON, and an allowance per chunk.
+    this.bytes += Math.ceil(ids.length / this.chunkSize) * 512;
+    for (const id of ids) this.bytes += id.length + 3;
+    this.events += Math.ceil(ids.length / this.chunkSize) + PAGE_EVENTS;
+    const nearLimit = workflowInfo().historyLength + this.events >= this.maxHistoryEvents;
+    return !this.bySize || last || nearLimit || this.bytes >= FLUSH_AFTER_BYTES;
+  }
+
+  /** The task completed: start counting again. */
+  flushed(): void {
+    this.bytes = 0;
+    this.events = 0;
+    this.chunks = 0;
+  }
+}
+
+/** Writes one priority's followers' feeds; returns the pass's progress. */
+export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<PassProgress> {
+  const input = validateOrFail(validatePassInput, rawInput);
+  const progress: PassProgress = input.continued?.progress ?? initialPassProgress(input.priority);
+  const counters = progress.counters;
+  let cursor: string | null = input.continued?.cursor ?? null;
+  const fanout = getExternalWorkflowHandle(input.fanoutWorkflowId);
+  const { getFollowerPagePart } = proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: input.chunkTimeoutMs, retry });
+  // The LOW pass counts as HIGH only followers active before the fanout began (less a margin for
+  // clock skew between the app and Temporal): they were HIGH when the HIGH pass read them too.
+  // Anyone active since is written here, so nobody who became active between the passes is
+  // skipped by both (see `FollowerPageRequest.activeUntil`).
+  const lowOnly = input.priority === 'low' ? { activeUntil: input.fanoutStartedAt - ACTIVE_CLOCK_SKEW_MS } : {};
+  // Runs started before it flushed only by size, stopped as soon as a chunk said so, and wrote
+  // the HIGH pass's recent followers again.
+  const byCount = patched(FLUSH_BY_COUNT_PATCH);
+  // The LOW pass leaves out followers active only since then whose entry the HIGH pass wrote: an
+  // entry in the last feed type means an attempt wrote all of them.
+  const skipWritten = byCount && input.priority === 'low' ? { skipWritten: { activityId: input.activityId, feedType: input.feedTypes[input.feedTypes.length - 1] } } : {};
+  /** A chunk failed the way every chunk would, or the activity was removed (as the chunks have said so far). */
+  const stopReported = (): boolean => progress.abortReason !== null || progress.activityRemoved === true;
+  /** Dispatching stops: read at a flush (see the module comment), or at once in runs from before. */
+  let halted = false;
+  const stopped = (): boolean => (byCount ? halted : stopReported());
+  /** Chunks that failed for good since the last flush, in the order they were dispatched: their FAILED markers go out at the next. */
+  let failedSinceFlush: Array<{ seq: number; followerIds: string[]; page: number; err: Error }> = [];
+  let dispatched = 0;
+
+  /** Tells the fanout how far this pass is (best effort: a fanout that is gone needs no news). */
+  const report = async (): Promise<void> => {
+    await fanout.signal(passProgressSignal, progress).catch((err: Error) => log.warn('could not report pass progress', { error: err.message }));
+  };
+
+  // Every chunk of a pass is a local activity of it: the chunk base is the same for all.
+  const place: ChunkPlace = { local: true, timeoutMs: input.chunkTimeoutMs };
+  const base: ChunkBase = { operation: FanoutOperation.ADD, feedTypes: input.feedTypes, activityId: input.activityId, actorId: input.actorId, activityTime: input.activityTime };
+  const startPassChunk = (followerIds: string[]): void => {
+    const seq = dispatched++;
+    const page = progress.pagesRead;
+    startChunk(place, base, { priority: input.priority, followerIds, page }, counters, {
+      written: () => {
+        progress.servedMs = Date.now() - input.fanoutStartedAt;
+      },
+      stopped: (activityRemoved) => {
+        if (activityRemoved) progress.activityRemoved = true;
+      },
+      failed: (err) => {
+        // A bad field other than the follower ids is the same in every chunk: stop (at the next flush).
+        progress.abortReason ??= noteChunkFailure(progress.failures, input.activityId, input.priority, err, followerIds.length, followerIds);
+        if (byCount) failedSinceFlush.push({ seq, followerIds, page, err });
+      },
+    });
+  };
+  /**
+   * Where the chunks dispatched so far have all ended (after a flush, at the end): records the
+   * FAILED markers of those that failed for good, in dispatch order, and reads whether to stop.
+   */
+  const settled = async (): Promise<void> => {
+    if (!byCount) return;
+    const failed = failedSinceFlush.sort((a, b) => a.seq - b.seq);
+    failedSinceFlush = [];
+    await Promise.all(failed.map((f) => recordChunkFailureMarker(input.priority, f.followerIds, f.page, f.err)));
+    halted = stopReported();
+  };
+
+  try {
+    // Followers read per page: the first read takes `pageSize`; later ones as many as should hold
+    // about `pageSize` of this pass's priority, at most MAX_PASS_READ. The HIGH pass reads every
+    // follower to keep a quarter or so: bigger reads are fewer round trips and keep its chunk
+    // pipeline full. Computed from the recorded page results, so replay reads the same.
+    let readLimit = input.pageSize;
+    // Read ahead, and abandoned when the pass is cancelled or fails: see `startedAhead`.
+    const read = (from: string | null) =>
+      startedAhead(getFollowerPagePart({ userId: input.actorId, cursor: from, limit: readLimit, priority: input.priority, ...lowOnly, ...skipWritten }));
+    let nextPage = read(cursor);
+    // Runs started before the flush by size reported (and flushed) after every page.
+    const flush = new PassFlush(patched(FLUSH_BY_SIZE_PATCH), byCount, input.chunkSize, input.maxHistoryEvents);
+    const flushNow = async (): Promise<void> => {
+      await report();
+      flush.flushed();
+      await settled();
+    };
+    for (;;) {
+      const page = await nextPage;
+      progress.pagesRead++;
+      const alreadyWritten = page.alreadyWritten ?? 0;
+      progress.followersSeen += page.ids.length + page.others + alreadyWritten;
+      if (alreadyWritten) progress.alreadyWritten = (progress.alreadyWritten ?? 0) + alreadyWritten;
+      counters.followers += page.ids.length;
+      cursor = page.nextCursor;
+      const seen = page.ids.length + page.others + alreadyWritten;
+      readLimit = Math.min(Limits.MAX_PASS_READ, Math.max(input.pageSize, Math.ceil((input.pageSize * seen) / Math.max(1, page.ids.length))));
+      // Read the next page while this one's chunks are written: the HIGH pass keeps a quarter of
+      // what it reads, so back-to-back reads are what bring its last follower forward.
+      const handOver = cursor !== null && shouldContinueAsNew(input.maxHistoryEvents);
+      if (cursor !== null && !handOver) nextPage = read(cursor);
+      for (let i = 0; i < page.ids.length && !stopped(); i += input.chunkSize) {
+        // Wait only when full: `condition` makes promises even when already true.
+        if (counters.chunksInFlight >= input.maxInFlight) await condition(() => counters.chunksInFlight < input.maxInFlight);
+        if (stopped()) break;
+        startPassChunk(page.ids.slice(i, i + input.chunkSize));
+        // Let a cancel, signal or query waiting for this run get in.
+        if (flush.dispatched()) await flushNow();
+      }
+      if (flush.dueAfterPage(page.ids, cursor === null || stopped() || handOver)) await flushNow();
+      if (cursor === null || stopped()) break;
+      if (handOver) {
+        // Local activities in flight cannot be carried over: let them finish, then hand over.
+        await condition(() => counters.chunksInFlight === 0);
+        progress.continuedAsNew++;
+        const { continued: _previous, ...original } = input;
+        return continueAsNew<typeof fanoutPassWorkflow>({ ...original, continued: { cursor, progress } });
+      }
+    }
+    await condition(() => counters.chunksInFlight === 0);
+    await settled();
+    progress.done = true;
+    await report();
+    return progress;
+  } catch (err) {
+    if (isCancellation(err)) {
+      // The fanout is being cancelled (its activity removed): let the chunks in flight stop before
+      // the pass closes, so no write of it lands after the removal that follows.
+      await CancellationScope.nonCancellable(() => condition(() => counters.chunksInFlight === 0));
+    }
+    throw err;
+  }
+}
