@@ -87,6 +87,32 @@ describe('record histories', () => {
     });
   });
 
+  // Recorded after passes learnt to flush every 128 chunks, read chunk outcomes only at a flush,
+  // and mark failed chunks FAILED (patch pass-flush-by-count; chunk-failure-marker inline).
+  it('fanout by passes flushing by count, with a chunk failing for good in each shape; an inline fanout with its FAILED marker', async () => {
+    const db = mongo.db;
+    const actor = uniqueName('recq');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 3000, { prefix: `${actor}-f`, activeEvery: 3 });
+    await db.collection('follows').insertOne({ _id: `${actor}/${actor}-f002000x/bad` as never, follower: `${actor}-f002000x/bad`, followee: actor, createdAt: new Date() });
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues);
+    await withWorkers(workers, async () => {
+      const add = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' }, { pageSize: 500, chunkSize: 5 });
+      await feeds.waitForFanout(add.activityId).catch(() => undefined);
+      const fanout = feeds.handle(add.activityId);
+      await save('fanout-passes-by-count', fanout);
+      await save('fanout-pass-high-by-count', temporal.client.workflow.getHandle(`${fanout.workflowId}/high`));
+      await save('fanout-pass-low-by-count', temporal.client.workflow.getHandle(`${fanout.workflowId}/low`));
+      const actor2 = uniqueName('recqi');
+      await seedFollowers(db, actor2, 300, { prefix: `${actor2}-f`, activeEvery: 3 });
+      await db.collection('follows').insertOne({ _id: `${actor2}/bad/id` as never, follower: 'bad/id', followee: actor2, createdAt: new Date() });
+      const failed = await feeds.addActivity({ id: `${actor2}-a`, actor: actor2, verb: 'pin', object: 'p' });
+      await feeds.waitForFanout(failed.activityId).catch(() => undefined);
+      await save('fanout-inline-failed-marker', feeds.handle(failed.activityId));
+    });
+  });
+
   it('follow: follow, unfollow and follow again of one pair, with backfill and a notification', async () => {
     const db = mongo.db;
     const queues = testQueues(uniqueName('recf'));
