@@ -28,6 +28,25 @@ export interface GetFollowerPageInput {
   userId: string;
   cursor: string | null;
   limit: number;
+  /** A partition's range: see `FollowerPageRequest.from` / `until`. */
+  from?: string;
+  until?: string;
+}
+
+/** Input of `planPartitions`. */
+export interface PlanPartitionsInput {
+  userId: string;
+  /** Followers per partition: ranges of about this many. */
+  partitionSize: number;
+  /** At most this many ranges. */
+  maxPartitions: number;
+}
+
+/** What `planPartitions` returns: the follower count, and where the ranges start (none: one range). */
+export interface PartitionPlan {
+  followers: number;
+  /** Ascending follower ids, each the first of a range after the first. */
+  bounds: string[];
 }
 
 /** Input of `getFollowerPagePart`: a page of followers, keeping one priority's. */
@@ -115,6 +134,22 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
      */
     async resolveFanoutFeedTypes(input: ResolveFeedTypesInput): Promise<string[]> {
       return failFastOnBadInput(() => Promise.resolve(feedTypesOf(checkObject('input', input).feedTypes)));
+    },
+
+    /**
+     * How a big fanout splits: the actor's follower count and, when it is more than one partition's
+     * worth, where each range of follower ids starts (see `FollowerSource.splitFollowers`; a source
+     * without it is one range). Run once per fanout of more than a page, as a local activity.
+     */
+    async planPartitions(input: PlanPartitionsInput): Promise<PartitionPlan> {
+      return failFastOnBadInput(async () => {
+        checkObject('input', input);
+        const userId = checkId('input.userId', input.userId);
+        const size = checkInt('input.partitionSize', input.partitionSize, 100, 10_000_000);
+        const max = checkInt('input.maxPartitions', input.maxPartitions, 1, 64);
+        if (!followers.splitFollowers) return { followers: 0, bounds: [] };
+        return withHeartbeats(() => followers.splitFollowers!(userId, (n) => Math.min(max, Math.ceil(n / size))));
+      });
     },
 
     /** Reads one page of `userId`'s followers, split into HIGH and LOW. */
@@ -252,6 +287,8 @@ function pageRequest(input: GetFollowerPageInput, maxLimit: number = Limits.MAX_
     userId: checkId('input.userId', input.userId),
     cursor: input.cursor === null ? null : checkId('input.cursor', input.cursor),
     limit: checkInt('input.limit', input.limit, 1, maxLimit),
+    ...(input.from === undefined ? {} : { from: checkId('input.from', input.from) }),
+    ...(input.until === undefined ? {} : { until: checkId('input.until', input.until) }),
     // The workflow id names the walk (it survives continue-as-new), so a source may cache per walk.
     walkId: activityInfo().workflowExecution?.workflowId,
   };

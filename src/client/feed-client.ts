@@ -128,7 +128,9 @@ export class FeedClient {
     this.store = new FeedStore(options.db, { feeds: options.feeds, writeConcern: options.writeConcern });
     this.follows = new FollowStore(options.db, { writeConcern: options.writeConcern });
     this.taskQueue = options.taskQueue ?? TaskQueue.WORKFLOWS;
-    this.fanoutDefaults = resolveFanoutOptions(options.fanout ?? {}, 'options.fanout.');
+    // Kept as given (checked here), so that a call's options override them before defaults apply.
+    this.fanoutDefaults = { ...(options.fanout ?? {}) };
+    resolveFanoutOptions(this.fanoutDefaults, 'options.fanout.');
     this.searchAttributes = options.searchAttributes ?? true;
   }
 
@@ -197,7 +199,7 @@ export class FeedClient {
     await this.store.removeFromFeeds(FeedType.USER, [stored.actor], { id: activityId, actor: stored.actor });
     const feedTypes = asked ?? stored.feedTypes ?? union((await this.addRunFeedTypes(addId)) ?? [], this.store.fanoutFeedTypes);
     const started = await this.startFanout(
-      { operation: FanoutOperation.REMOVE, activityId, actorId: stored.actor, ...this.fanoutDefaults, feedTypes },
+      { operation: FanoutOperation.REMOVE, activityId, actorId: stored.actor, ...resolveFanoutOptions(this.fanoutDefaults), feedTypes },
       `remove ${stored.actor} ${stored.verb} ${stored.object}`,
     );
     await this.store.deleteActivity(activityId);

@@ -108,6 +108,7 @@ export const Limits = {
  * Heartbeat timeout of the activities whose one call can take long (follower pages, feed writes,
  * follow steps); they heartbeat while they run (`withHeartbeats`). A worker killed mid-call
  * delays its work by about this much, not by the start-to-close timeout. Short enough for
- * recovery in seconds, long enough for a loaded event loop.
+ * recovery in seconds (a chunk on a worker that died is retried elsewhere 5 s later), long enough
+ * for a loaded event loop (it heartbeats every 1.7 s).
  */
-export const HEARTBEAT_TIMEOUT_MS = 10_000;
+export const HEARTBEAT_TIMEOUT_MS = 5_000;

@@ -8,7 +8,7 @@ import { defineSignal } from '@temporalio/workflow';
 import { Limits, type Priority } from './constants';
 import { ValidationError } from './errors';
 import { type ChunkFailure, MAX_LISTED_FAILURES, type PriorityProgress } from './fanout-progress';
-import { checkFailure, checkPriorityProgress } from './fanout';
+import { type ChunkExecution, checkChunkExecution, checkFailure, checkPriorityProgress } from './fanout';
 import { checkBoolean, checkCount, checkEpochMs, checkFeedTypes, checkId, checkInt, checkKeys, checkText } from './validation';
 
 /** Priority of a follower, and of a pass (an alias of `Priority`). */
@@ -40,6 +40,20 @@ export interface PassProgress {
   alreadyWritten?: number;
   /** True when the activity was removed while this pass ran: it stopped dispatching (see `FanoutProgress.activityRemoved`). */
   activityRemoved?: boolean;
+  /** The partition this pass writes (0-based; absent: the pass of an unpartitioned fanout). */
+  partition?: number;
+}
+
+/** A range of follower ids one partition of a pass walks: from `from` (inclusive) up to `until` (exclusive). */
+export interface PartitionRange {
+  /** 0-based index among the priority's partitions. */
+  index: number;
+  /** How many partitions the priority has. */
+  count: number;
+  /** First follower id of the range (inclusive); `null`: from the first follower. */
+  from: string | null;
+  /** Follower id the range stops before (exclusive); `null`: to the last follower. */
+  until: string | null;
 }
 
 /**
@@ -62,6 +76,10 @@ export interface FanoutPassInput {
   fanoutWorkflowId: string;
   /** Epoch ms when the fanout started (its chain's start): what `servedMs` counts from. */
   fanoutStartedAt: number;
+  /** How the chunks run. @default 'local' (passes started before it existed) */
+  chunkExecution?: ChunkExecution;
+  /** The range of follower ids this pass walks, when the fanout is partitioned. */
+  partition?: PartitionRange;
   /** Set by the pass itself when it continues as new. */
   continued?: { cursor: string | null; progress: PassProgress };
 }
@@ -72,9 +90,9 @@ export const passProgressSignal = defineSignal<[PassProgress]>('passProgress');
 /** Workflow type name of the priority pass. */
 export const FANOUT_PASS_WORKFLOW_TYPE = 'fanoutPassWorkflow';
 
-/** Workflow id of a fanout's pass: `<fanout id>/<priority>`. */
-export function fanoutPassWorkflowId(fanoutWorkflowId: string, priority: PassPriority): string {
-  return `${fanoutWorkflowId}/${priority}`;
+/** Workflow id of a fanout's pass: `<fanout id>/<priority>`, and `/<partition>` when partitioned. */
+export function fanoutPassWorkflowId(fanoutWorkflowId: string, priority: PassPriority, partition?: number): string {
+  return partition === undefined ? `${fanoutWorkflowId}/${priority}` : `${fanoutWorkflowId}/${priority}/${partition}`;
 }
 
 /** A pass's progress before it has read anything. */
@@ -96,7 +114,7 @@ export function initialPassProgress(priority: PassPriority): PassProgress {
 export function validatePassInput(raw: unknown): FanoutPassInput {
   const input = checkKeys('input', raw, [
     'priority', 'activityId', 'actorId', 'activityTime', 'feedTypes', 'pageSize', 'chunkSize', 'maxInFlight',
-    'maxHistoryEvents', 'chunkTimeoutMs', 'fanoutWorkflowId', 'fanoutStartedAt', 'continued',
+    'maxHistoryEvents', 'chunkTimeoutMs', 'fanoutWorkflowId', 'fanoutStartedAt', 'chunkExecution', 'partition', 'continued',
   ]);
   if (input.priority !== 'high' && input.priority !== 'low') throw new ValidationError('input.priority', 'must be "high" or "low"');
   const priority = input.priority;
@@ -114,6 +132,8 @@ export function validatePassInput(raw: unknown): FanoutPassInput {
     fanoutWorkflowId: checkText('input.fanoutWorkflowId', input.fanoutWorkflowId, 400),
     fanoutStartedAt: checkEpochMs('input.fanoutStartedAt', input.fanoutStartedAt),
   };
+  if (input.chunkExecution !== undefined) resolved.chunkExecution = checkChunkExecution('input.chunkExecution', input.chunkExecution);
+  if (input.partition !== undefined) resolved.partition = checkPartition('input.partition', input.partition);
   if (input.continued !== undefined) {
     const c = checkKeys('input.continued', input.continued, ['cursor', 'progress']);
     resolved.continued = {
@@ -124,10 +144,24 @@ export function validatePassInput(raw: unknown): FanoutPassInput {
   return resolved;
 }
 
+/** Checks a partition's range: its index below its count, and `from` before `until`. */
+function checkPartition(f: string, raw: unknown): PartitionRange {
+  const r = checkKeys(f, raw, ['index', 'count', 'from', 'until']);
+  const count = checkInt(`${f}.count`, r.count, 1, 64);
+  const range: PartitionRange = {
+    index: checkInt(`${f}.index`, r.index, 0, count - 1),
+    count,
+    from: r.from === null ? null : checkId(`${f}.from`, r.from),
+    until: r.until === null ? null : checkId(`${f}.until`, r.until),
+  };
+  if (range.from !== null && range.until !== null && range.from >= range.until) throw new ValidationError(`${f}.until`, `must come after from ("${range.from}"), got "${range.until}"`);
+  return range;
+}
+
 /** Checks a pass's progress (carried over continue-as-new, or received by the fanout). */
 export function validatePassProgress(f: string, raw: unknown, priority?: PassPriority): PassProgress {
   const p = checkKeys(f, raw, [
-    'priority', 'pagesRead', 'followersSeen', 'counters', 'continuedAsNew', 'failures', 'abortReason', 'servedMs', 'done', 'alreadyWritten', 'activityRemoved',
+    'priority', 'pagesRead', 'followersSeen', 'counters', 'continuedAsNew', 'failures', 'abortReason', 'servedMs', 'done', 'alreadyWritten', 'activityRemoved', 'partition',
   ]);
   if (p.priority !== 'high' && p.priority !== 'low') throw new ValidationError(`${f}.priority`, 'must be "high" or "low"');
   if (priority !== undefined && p.priority !== priority) throw new ValidationError(`${f}.priority`, `must be the pass's priority "${priority}"`);
@@ -147,5 +181,6 @@ export function validatePassProgress(f: string, raw: unknown, priority?: PassPri
     done: p.done,
     ...(p.alreadyWritten === undefined ? {} : { alreadyWritten: checkCount(`${f}.alreadyWritten`, p.alreadyWritten) }),
     ...(p.activityRemoved === undefined ? {} : { activityRemoved: checkBoolean(`${f}.activityRemoved`, p.activityRemoved) }),
+    ...(p.partition === undefined ? {} : { partition: checkInt(`${f}.partition`, p.partition, 0, 63) }),
   };
 }

@@ -37,7 +37,24 @@ export const FANOUT_DEFAULTS = {
   // lets a slow store finish; an attempt stuck longer is abandoned and retried (idempotent).
   chunkTimeoutMs: 60_000,
   chunksAsActivities: false,
+  chunkExecution: 'local',
+  // A partition of about 25,000 followers takes a second or two on one worker: big enough that
+  // its overhead (a child workflow, its first page) is noise, small enough that a fanout of a few
+  // hundred thousand followers spreads over every worker polling its queue.
+  partitionSize: 25_000,
+  // 16 ranges per priority keep the fanout's own history small (a start and some reports each)
+  // while spreading a celebrity's fanout over up to 16 workers at once.
+  maxPartitions: 16,
 } as const;
+
+/** How a fanout's chunks run; see {@link FanoutOptions.chunkExecution}. */
+export const ChunkExecution = {
+  /** Local activities of the pass that reads their page: a marker each, in the pass's worker. */
+  LOCAL: 'local',
+  /** Activity tasks on the priority's queue: any worker polling it takes them, the server retries them. */
+  ACTIVITY: 'activity',
+} as const;
+export type ChunkExecution = (typeof ChunkExecution)[keyof typeof ChunkExecution];
 
 /** Tuning of one fanout. Every field is optional. */
 export interface FanoutOptions {
@@ -76,18 +93,37 @@ export interface FanoutOptions {
    */
   removeBatchSize?: number;
   /**
-   * How long one chunk write may take before it is abandoned and retried (ms, 1,000..600,000).
-   * Chunks run as local activities (see `chunksAsActivities`). @default 60000
+   * How long one chunk write as a local activity may take before it is abandoned and retried (ms,
+   * 1,000..600,000). @default 60000
    */
   chunkTimeoutMs?: number;
   /**
-   * `add` only. `false` (the default): a fanout of one page writes its chunks itself, HIGH first,
-   * and a larger one runs a HIGH pass then a LOW pass (`fanoutPassWorkflow`, on `highTaskQueue`
-   * and `lowTaskQueue`), chunks as local activities; every active follower comes before any other.
-   * `true`: the shape before the passes: the fanout walks the pages itself and runs each chunk as
-   * an activity task on the priority's queue, HIGH before LOW within each page only. It costs
-   * about twice the CPU per entry (see the README's benchmark); use it where the chunk queues'
-   * workers cannot run workflows. @default false
+   * `add` only: how the chunks of a fanout larger than one page run. Either way a HIGH pass
+   * writes every active follower before a LOW pass writes the others (`fanoutPassWorkflow`, child
+   * workflows on `highTaskQueue` and `lowTaskQueue`), and a fanout of one page writes its chunks
+   * itself as local activities.
+   * - `local`: each chunk is a local activity of its pass, run by the worker that runs the pass: a
+   *   marker in history instead of an activity task, about half the CPU per entry (see the README's
+   *   benchmark). A pass uses one worker at a time; partitions (`partitionSize`) spread a big fanout.
+   * - `activity`: each chunk is an activity task on the priority's queue: every worker polling it
+   *   takes chunks, the server retries each with backoff and the Web UI shows each attempt. Pick it
+   *   where chunks must spread over many workers one by one, or retries must be visible per chunk.
+   * @default 'local'
+   */
+  chunkExecution?: ChunkExecution;
+  /**
+   * `add` only: followers per partition. A fanout with more followers than this splits each
+   * priority's pass into ranges of follower ids, run as parallel passes on the priority's queue
+   * (every HIGH partition completes before any LOW one starts), so every worker polling the queue
+   * takes a share (100..10,000,000). @default 25000
+   */
+  partitionSize?: number;
+  /** `add` only: most partitions per priority (1..64). @default 16 */
+  maxPartitions?: number;
+  /**
+   * `add` only, kept for runs and callers from before `chunkExecution`: `true` is
+   * `chunkExecution: 'activity'`. (Runs started before the priority passes existed and asked for
+   * it walk the pages themselves when they replay.) @deprecated use `chunkExecution`
    */
   chunksAsActivities?: boolean;
 }
@@ -105,6 +141,9 @@ export const FANOUT_OPTION_KEYS = [
   'removeBatchSize',
   'chunkTimeoutMs',
   'chunksAsActivities',
+  'chunkExecution',
+  'partitionSize',
+  'maxPartitions',
 ] as const satisfies ReadonlyArray<keyof FanoutOptions>;
 
 
@@ -168,7 +207,20 @@ export function resolveFanoutOptions(opts: FanoutOptions, prefix = '', strict = 
     removeBatchSize: checkInt(`${prefix}removeBatchSize`, opts.removeBatchSize, 1, Limits.MAX_REMOVE_BATCH, FANOUT_DEFAULTS.removeBatchSize),
     chunkTimeoutMs: checkInt(`${prefix}chunkTimeoutMs`, opts.chunkTimeoutMs, 1000, 600_000, FANOUT_DEFAULTS.chunkTimeoutMs),
     chunksAsActivities: opts.chunksAsActivities === undefined ? FANOUT_DEFAULTS.chunksAsActivities : checkBoolean(`${prefix}chunksAsActivities`, opts.chunksAsActivities),
+    chunkExecution: checkChunkExecution(`${prefix}chunkExecution`, opts.chunkExecution, opts.chunksAsActivities === true),
+    partitionSize: checkInt(`${prefix}partitionSize`, opts.partitionSize, 100, 10_000_000, FANOUT_DEFAULTS.partitionSize),
+    maxPartitions: checkInt(`${prefix}maxPartitions`, opts.maxPartitions, 1, 64, FANOUT_DEFAULTS.maxPartitions),
   };
+}
+
+/** Checks `chunkExecution` (the deprecated `chunksAsActivities: true` stands for `activity`). */
+export function checkChunkExecution(field: string, value: unknown, legacyActivities = false): ChunkExecution {
+  if (value === undefined) return legacyActivities ? ChunkExecution.ACTIVITY : FANOUT_DEFAULTS.chunkExecution;
+  if (value !== ChunkExecution.LOCAL && value !== ChunkExecution.ACTIVITY) {
+    throw new ValidationError(field, `must be "local" or "activity", got ${JSON.stringify(value)}`);
+  }
+  if (legacyActivities && value === ChunkExecution.LOCAL) throw new ValidationError(field, 'must be "activity" when chunksAsActivities is true (or leave chunksAsActivities out)');
+  return value;
 }
 
 /**

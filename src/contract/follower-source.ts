@@ -14,6 +14,18 @@ export interface FollowerPageRequest {
   /** Maximum number of followers in the page (both priorities together). */
   limit: number;
   /**
+   * The walk covers follower ids from this one on (inclusive), when `cursor` is `null`: the first
+   * page of a partition. A source that ignores it walks from the first follower (duplicate
+   * writes across partitions, nobody lost).
+   */
+  from?: string | undefined;
+  /**
+   * The walk stops before this follower id (exclusive): the end of a partition. The page's
+   * `nextCursor` is `null` once the range is done. A source must honour it (or not offer
+   * {@link FollowerSource.splitFollowers}, so that fanouts are never partitioned).
+   */
+  until?: string | undefined;
+  /**
    * Identifies one walk through the followers (the fanout's workflow id, the same across
    * continue-as-new). A source may use it to cache what it read for the walk's next pages.
    */
@@ -55,7 +67,21 @@ export interface FollowerPage {
   nextCursor: string | null;
 }
 
+/** How a user's followers split into ranges of about equal size. */
+export interface FollowerSplit {
+  /** How many followers the user has. */
+  followers: number;
+  /** Ascending follower ids, each the first of a range after the first range: `parts - 1` of them, or fewer (none: one range). */
+  bounds: string[];
+}
+
 /** A source of followers grouped by priority. */
 export interface FollowerSource {
   getFollowerPage(request: FollowerPageRequest): Promise<FollowerPage>;
+  /**
+   * Optional: how many followers `userId` has and, when `parts` > 1, where to split them into
+   * `parts` ranges of follower ids of about equal size, for a partitioned fanout (each range a pass
+   * of its own). A source without it (or one that returns no bounds) is never partitioned.
+   */
+  splitFollowers?(userId: string, parts: (followers: number) => number): Promise<FollowerSplit>;
 }

@@ -8,7 +8,7 @@ import { ValidationError } from '../contract/errors';
 import { checkInt } from '../contract/validation';
 import { Collections, type FollowDoc, type UserDoc } from './collections';
 import { isFerretDb } from './server-kind';
-import type { FollowerPage, FollowerPageRequest, FollowerSource } from '../contract/follower-source';
+import type { FollowerPage, FollowerPageRequest, FollowerSource, FollowerSplit } from '../contract/follower-source';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -97,10 +97,12 @@ export class MongoFollowerSource implements FollowerSource {
   async getFollowerPage(request: FollowerPageRequest): Promise<FollowerPage> {
     const { userId, cursor, limit, walkId } = request;
     const until = request.activeUntil === undefined ? undefined : new Date(request.activeUntil);
+    const range = followerRange(cursor, request.from, request.until);
     const snapshot = walkId !== undefined && (await this.pagingStrategy()) === 'snapshot';
+    const key = `${walkId}\u0000${userId}\u0000${request.activeUntil ?? ''}\u0000${request.from ?? ''}\u0000${request.until ?? ''}`;
     const { ids, more, active, recent } = snapshot
-      ? this.pageFromSnapshot(await this.snapshot(`${walkId}\u0000${userId}\u0000${request.activeUntil ?? ''}`, userId, cursor, until), cursor, limit)
-      : await this.pageFromQuery(userId, cursor, limit, until);
+      ? this.pageFromSnapshot(await this.snapshot(key, userId, cursor, until, followerRange(null, request.from, request.until)), cursor, limit)
+      : await this.pageFromQuery(userId, range, limit, until);
     if (ids.length === 0) return { high: [], low: [], nextCursor: null, ...(until ? { recent: [] } : {}) };
 
     const page: FollowerPage = { high: [], low: [], nextCursor: more ? ids[ids.length - 1] : null };
@@ -109,9 +111,9 @@ export class MongoFollowerSource implements FollowerSource {
     return page;
   }
 
-  private async pageFromQuery(userId: string, cursor: string | null, limit: number, until: Date | undefined) {
+  private async pageFromQuery(userId: string, range: Record<string, string> | undefined, limit: number, until: Date | undefined) {
     const filter: Record<string, unknown> = { followee: userId };
-    if (cursor !== null) filter.follower = { $gt: cursor };
+    if (range) filter.follower = range;
     // One more than asked tells whether another page exists, without an empty last page.
     const all = await this.idArray(Collections.FOLLOWS, filter, 'follower', limit + 1);
     const ids = all.length > limit ? all.slice(0, limit) : all;
@@ -142,13 +144,13 @@ export class MongoFollowerSource implements FollowerSource {
   }
 
   /** The walk's snapshot, read on its first page (or by a worker that has not seen the walk). */
-  private async snapshot(key: string, userId: string, cursor: string | null, until: Date | undefined): Promise<Snapshot> {
+  private async snapshot(key: string, userId: string, cursor: string | null, until: Date | undefined, range: Record<string, string> | undefined): Promise<Snapshot> {
     this.evictExpired();
     let snap = this.snapshots.get(key);
     if (!snap || cursor === null) {
       if (snap) this.drop(key);
       const [edges, users] = await Promise.all([
-        this.follows.find({ followee: userId }, { projection: { _id: 0, follower: 1 } }).sort({ follower: 1 }).toArray(),
+        this.follows.find(range ? { followee: userId, follower: range } : { followee: userId }, { projection: { _id: 0, follower: 1 } }).sort({ follower: 1 }).toArray(),
         this.users.find({ lastActiveAt: { $gte: this.activeSince() } }, { projection: { _id: 1, lastActiveAt: 1 } }).toArray(),
       ]);
       const active = new Set<string>();
@@ -190,6 +192,29 @@ export class MongoFollowerSource implements FollowerSource {
     }
   }
 
+  /**
+   * How many followers `userId` has and, for `parts(followers)` > 1, where to split them into that
+   * many ranges of about equal size: on MongoDB one `$bucketAuto` over the user's edges (an index
+   * range); on FerretDB, which has no `$bucketAuto`, the sorted follower ids read once.
+   */
+  async splitFollowers(userId: string, parts: (followers: number) => number): Promise<FollowerSplit> {
+    const followers = await this.follows.countDocuments({ followee: userId });
+    const k = Math.min(parts(followers), Math.floor(followers / 2));
+    if (k <= 1) return { followers, bounds: [] };
+    let bounds: string[];
+    if (await isFerretDb(this.db)) {
+      const ids = await this.idArray(Collections.FOLLOWS, { followee: userId }, 'follower');
+      bounds = Array.from({ length: k - 1 }, (_, i) => ids[Math.floor(((i + 1) * ids.length) / k)]);
+    } else {
+      const buckets = await this.follows
+        .aggregate<{ _id: { min: string } }>([{ $match: { followee: userId } }, { $project: { _id: 0, follower: 1 } }, { $bucketAuto: { groupBy: '$follower', buckets: k } }], { allowDiskUse: true })
+        .toArray();
+      bounds = buckets.slice(1).map((b) => b._id.min);
+    }
+    // Ascending and distinct: each bound starts a range of its own.
+    return { followers, bounds: [...new Set(bounds)].sort() };
+  }
+
   /** The earliest last-active time that makes a follower HIGH. */
   private activeSince(): Date {
     return new Date(this.now().getTime() - this.activeWithinMs);
@@ -216,6 +241,18 @@ export class MongoFollowerSource implements FollowerSource {
     for (const g of groups) for (const id of g.ids) (g._id ? recent : active).add(id);
     return { active, recent };
   }
+}
+
+/**
+ * The follower-id filter of a page: after `cursor` (or from `from`, inclusive, on a walk's first
+ * page), before `until` (exclusive); undefined when unbounded.
+ */
+function followerRange(cursor: string | null, from: string | undefined, until: string | undefined): Record<string, string> | undefined {
+  const range: Record<string, string> = {};
+  if (cursor !== null) range.$gt = cursor;
+  else if (from !== undefined) range.$gte = from;
+  if (until !== undefined) range.$lt = until;
+  return Object.keys(range).length ? range : undefined;
 }
 
 /** Index of the first element greater than `value` in sorted `ids`. */

@@ -44,6 +44,14 @@ function runsWorkflows(plan: QueuePlan, workflowQueue: string): boolean {
   return plan.workflows ?? (plan.taskQueue === workflowQueue || plan.taskQueue === TaskQueue.HIGH || plan.taskQueue === TaskQueue.LOW);
 }
 
+/**
+ * How long a workflow task waits for the worker that ran the workflow last (its sticky queue)
+ * before any worker may take it: when that worker died, this is how long its passes wait before
+ * another worker takes them over (the SDK's default is 10 s). A live worker picks its sticky tasks
+ * in milliseconds, so 3 s costs no replays in normal running.
+ */
+const STICKY_TIMEOUT = '3 seconds';
+
 /** Options of {@link createWorkers}. */
 export interface CreateWorkersOptions {
   connection: NativeConnection;
@@ -127,7 +135,7 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Work
         maxConcurrentLocalActivityExecutions: plan.concurrency ?? 20,
         ...(plan.activitiesPerSecond ? { maxTaskQueueActivitiesPerSecond: plan.activitiesPerSecond } : {}),
         // The workflow queue runs the workflows, the chunk queues the priority passes.
-        ...(runsWorkflows(plan, workflowQueue) ? workflowCode : {}),
+        ...(runsWorkflows(plan, workflowQueue) ? { ...workflowCode, stickyQueueScheduleToStartTimeout: STICKY_TIMEOUT } : {}),
       }),
     ),
   );

@@ -16,10 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FeedClient } from '../../src/client/feed-client';
 import { type Cluster, type ClusterProcess, ensureClusterTools, startCluster } from '../../dev/cluster';
 import { FeedType } from '../../src/contract/constants';
+import { ChunkExecution } from '../../src/contract/fanout';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { quietRuntime, uniqueName } from '../utils/env';
-import { fanoutWorkers } from '../utils/fanout';
+import { CHUNK_SHAPES, fanoutWorkers } from '../utils/fanout';
 import { seedFollowers } from '../../dev/seed';
 import { testQueues, withWorkers } from '../utils/workers';
 
@@ -53,7 +54,7 @@ async function until(read: () => number, than: number, timeoutMs = 180_000): Pro
   return Date.now() - start;
 }
 
-describe('failover on the production-shaped cluster', () => {
+describe.each(CHUNK_SHAPES)('failover on the production-shaped cluster, chunks as $chunkExecution', ({ chunkExecution }) => {
   it(`a ${FOLLOWERS.toLocaleString('en')}-follower fanout and a follow storm survive a history process, the MongoDB primary and PostgreSQL going down`, async () => {
     const connection = await Connection.connect({ address: cluster.frontendAddress });
     const nativeConnection = await NativeConnection.connect({ address: cluster.frontendAddress });
@@ -71,9 +72,10 @@ describe('failover on the production-shaped cluster', () => {
         temporal: new Client({ connection, namespace: cluster.namespace }),
         db,
         taskQueue: queues.workflow,
-        // 2 chunks in flight (majority writes on the replica set take ~100 ms each here): the
-        // fanout lasts long enough for three failures, each measured and mended before the next.
-        fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, maxInFlight: 2 },
+        // Few chunks in flight (majority writes on the replica set take ~100 ms each here; local
+        // activities need no server round trip, so one): the fanout lasts long enough for three
+        // failures, each measured and mended before the next.
+        fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, maxInFlight: chunkExecution === ChunkExecution.LOCAL ? 1 : 2, chunkExecution },
       });
       // Chunks started and entries acknowledged, counted in the workers: a chunk *started* after a
       // failure needs the whole path working again (history shard, matching, the store).

@@ -18,7 +18,7 @@ import { FeedType } from '../../src/contract/constants';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { devServer, freshDb, quietRuntime, uniqueName } from '../utils/env';
-import { fanoutWorkers } from '../utils/fanout';
+import { CHUNK_SHAPES, fanoutWorkers } from '../utils/fanout';
 import { seedFollowers } from '../../dev/seed';
 import { testQueues, withWorkers } from '../utils/workers';
 
@@ -81,12 +81,12 @@ async function owners(db: Db, activityId: string): Promise<string[]> {
   return docs.map((d) => d.owner as string).sort();
 }
 
-describe.runIf(killable)('chaos: processes killed mid-fanout', () => {
+describe.runIf(killable).each(CHUNK_SHAPES)('chaos: processes killed mid-fanout, chunks as $chunkExecution', ({ chunkExecution }) => {
   it('the database process is SIGKILLed twice mid-fanout and restarted: every follower has the entry exactly once', async () => {
     const kind = storeKindOfSuite as StoreKind;
     const tools = ensureTools(kind === 'mongodb' ? { mongod: true } : { ferretdb: true });
     const port = await freePort();
-    const storeOptions = { port, dataDir: path.join(dir, kind), logFile: path.join(dir, `${kind}.log`), binary: storeBinary(tools, kind) };
+    const storeOptions = { port, dataDir: path.join(dir, `${kind}-${chunkExecution}`), logFile: path.join(dir, `${kind}-${chunkExecution}.log`), binary: storeBinary(tools, kind) };
     let store: ManagedServer = await startStore(kind, storeOptions);
     cleanups.push(() => store.stop());
     const mongo = await MongoClient.connect(store.address);
@@ -100,7 +100,7 @@ describe.runIf(killable)('chaos: processes killed mid-fanout', () => {
     const total = 30_000;
     const followers = await seedFollowers(db, actor, total, { prefix: `${actor}-f`, activeEvery: 4 });
     const queues = testQueues(actor);
-    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, chunkExecution } });
     const { workers, acknowledged } = await countingWorkers(temporal.nativeConnection, db, queues);
     const written = () => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId: `${actor}-a1` });
 
@@ -134,9 +134,9 @@ describe.runIf(killable)('chaos: processes killed mid-fanout', () => {
     // As the dev stack runs it: history in a SQLite file, WAL, so a crash of the process loses nothing committed.
     const serverOptions = {
       port,
-      dbFile: path.join(dir, 'temporal.db'),
+      dbFile: path.join(dir, `temporal-${chunkExecution}.db`),
       sqlitePragmas: ['journal_mode=wal', 'synchronous=normal'],
-      logFile: path.join(dir, 'temporal.log'),
+      logFile: path.join(dir, `temporal-${chunkExecution}.log`),
       cli: tools.temporalCli,
     };
     let server = await startTemporalDevServer(serverOptions);
@@ -159,7 +159,7 @@ describe.runIf(killable)('chaos: processes killed mid-fanout', () => {
       db,
       taskQueue: queues.workflow,
       // Slower chunks, so the kill lands with chunks in flight and more to dispatch.
-      fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, maxInFlight: 4 },
+      fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, maxInFlight: 4, chunkExecution },
     });
     const { workers, acknowledged, calls } = await countingWorkers(nativeConnection, db, queues);
     const written = () => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId: `${actor}-a1` });

@@ -10,11 +10,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { FeedClient } from '../../src/client/feed-client';
 import { FanoutFailedError, VALIDATION_FAILURE_TYPE } from '../../src/contract/errors';
 import { FANOUT_WORKFLOW_TYPE, FeedType, SearchAttribute } from '../../src/contract/constants';
+import { ChunkExecution } from '../../src/contract/fanout';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { createWorkers } from '../../src/worker/workers';
 import { devServer, freshDb, uniqueName } from '../utils/env';
-import { fanoutWorkers } from '../utils/fanout';
+import { CHUNK_SHAPES, fanoutWorkers } from '../utils/fanout';
 import { seedFollowers } from '../../dev/seed';
 import { testQueues, withWorkers } from '../utils/workers';
 
@@ -103,7 +104,9 @@ describe('failures are visible', () => {
     });
     expect(await entries(`${actor}-a`)).toBe(0);
   });
+});
 
+describe.each(CHUNK_SHAPES)('failures are visible, chunks as $chunkExecution', ({ chunkExecution }) => {
   it('chunks that fail for good make the run end Failed with counts and the first error; the rest is written', async () => {
     const actor = uniqueName('badchunk');
     const queues = testQueues(actor);
@@ -113,7 +116,7 @@ describe('failures are visible', () => {
     const bad = `${actor}-f000150x/bad`;
     await db.collection(Collections.FOLLOWS).insertOne({ _id: `${actor}/${bad}` as never, follower: bad, followee: actor, createdAt: new Date() });
     const workers = await fanoutWorkers(temporal.nativeConnection, db, queues);
-    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, chunkExecution } });
     const err = await withWorkers(workers, async () => {
       const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'pin', object: 'p' });
       return feeds.waitForFanout(activityId).then(() => undefined, (e: unknown) => e);
@@ -128,16 +131,26 @@ describe('failures are visible', () => {
     expect(failed.progress?.failures[0]).toMatchObject({ priority: 'low', firstFollowerId: `${actor}-f000101`, lastFollowerId: `${actor}-f000199`, size: 100 });
     const handle = feeds.handle(`${actor}-a`);
     expect((await handle.describe()).status.name).toBe('FAILED');
-    // In the Web UI: the failed chunk has a marker of its own whose summary says FAILED, with its
-    // range and the error (its write's own marker carries the summary it was scheduled with).
+    // In the Web UI: the failed chunk stands out. A local activity's marker carries the summary it
+    // was scheduled with, so it gets a marker of its own whose summary says FAILED, with its range
+    // and the error; an activity task's failure is its own event, shown failed, with the error.
     const converter = temporal.client.options.loadedDataConverter.payloadConverter;
-    const markers = ((await handle.fetchHistory()).events ?? [])
-      .filter((e) => e.markerRecordedEventAttributes && e.userMetadata?.summary)
-      .map((e) => converter.fromPayload<string>(e.userMetadata!.summary!));
-    const failedMarkers = markers.filter((m) => m.startsWith('FAILED: '));
-    expect(failedMarkers).toHaveLength(1);
-    expect(failedMarkers[0]).toMatch(new RegExp(`^FAILED: LOW 100 followers ${actor}-f000101 … ${actor}-f000199 \\(page 1\\): input\\.followerIds\\[\\d+\\] must contain only`));
-    expect(markers.filter((m) => m.startsWith('LOW 100 followers') || m.startsWith('LOW 51 followers'))).toHaveLength(3);
+    const events = (await handle.fetchHistory()).events ?? [];
+    const summaryOf = (e: (typeof events)[number]) => converter.fromPayload<string>(e.userMetadata!.summary!);
+    if (chunkExecution === ChunkExecution.LOCAL) {
+      const markers = events.filter((e) => e.markerRecordedEventAttributes && e.userMetadata?.summary).map(summaryOf);
+      const failedMarkers = markers.filter((m) => m.startsWith('FAILED: '));
+      expect(failedMarkers).toHaveLength(1);
+      expect(failedMarkers[0]).toMatch(new RegExp(`^FAILED: LOW 100 followers ${actor}-f000101 … ${actor}-f000199 \\(page 1\\): input\\.followerIds\\[\\d+\\] must contain only`));
+      expect(markers.filter((m) => m.startsWith('LOW 100 followers') || m.startsWith('LOW 51 followers'))).toHaveLength(3);
+    } else {
+      const scheduled = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes && e.userMetadata?.summary).map((e) => [String(e.eventId), summaryOf(e)]));
+      const failedEvents = events.filter((e) => e.activityTaskFailedEventAttributes);
+      expect(failedEvents).toHaveLength(1);
+      const failedAttrs = failedEvents[0].activityTaskFailedEventAttributes!;
+      expect(scheduled.get(String(failedAttrs.scheduledEventId))).toBe(`LOW 100 followers ${range} (page 1)`);
+      expect(failedAttrs.failure?.message).toMatch(/^input\.followerIds\[\d+\] must contain only/);
+    }
     // Its current details list the failed chunk with its range and error.
     const details = (await withWorkers(await fanoutWorkers(temporal.nativeConnection, db, queues), () =>
       handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata'),
@@ -155,7 +168,7 @@ describe('failures are visible', () => {
     await seedFollowers(db, actor, 300, { prefix: `${actor}-f`, activeEvery: 2 });
     const misspelled = `${queues.high}-typo`;
     const workers = await fanoutWorkers(temporal.nativeConnection, db, queues);
-    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { lowTaskQueue: queues.low } });
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { lowTaskQueue: queues.low, chunkExecution } });
     await withWorkers(workers, async () => {
       const { activityId, workflowId } = await feeds.addActivity(
         { id: `${actor}-a`, actor, verb: 'pin', object: 'p' },

@@ -11,12 +11,13 @@ import type { FanoutActivities, WriteFeedChunkInput } from '../../activities';
 import { FeedClient } from '../../src/client/feed-client';
 import { NotFoundError, ValidationError } from '../../src/contract/errors';
 import { FanoutOperation, FeedType } from '../../src/contract/constants';
+import { ChunkExecution } from '../../src/contract/fanout';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { FollowStore } from '../../src/storage/follow-store';
 import { createWorkers } from '../../src/worker/workers';
 import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
-import { fanoutWorkers, timelineOwners as timelineOwnersOf } from '../utils/fanout';
+import { CHUNK_SHAPES, fanoutWorkers, timelineOwners as timelineOwnersOf } from '../utils/fanout';
 import { seedFollowers } from '../../dev/seed';
 import { startWorkerCommand } from '../utils/worker-process';
 import { testQueues, withWorkers } from '../utils/workers';
@@ -47,12 +48,12 @@ afterEach(async () => {
   await mongo?.drop();
 });
 
-function feedClient(queues: ReturnType<typeof testQueues>): FeedClient {
+function feedClientFor(queues: ReturnType<typeof testQueues>, chunkExecution: ChunkExecution = ChunkExecution.LOCAL): FeedClient {
   return new FeedClient({
     temporal: temporal.client,
     db,
     taskQueue: queues.workflow,
-    fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low },
+    fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, chunkExecution },
   });
 }
 
@@ -60,7 +61,13 @@ const workersFor = (queues: ReturnType<typeof testQueues>, wrap?: (a: FanoutActi
   fanoutWorkers(temporal.nativeConnection, db, queues, wrap);
 const timelineOwners = (activityId: string) => timelineOwnersOf(db, activityId);
 
-describe('fanout on the dev server', () => {
+describe.each(CHUNK_SHAPES)('fanout on the dev server, chunks as $chunkExecution', ({ chunkExecution }) => {
+  const feedClient = (queues: ReturnType<typeof testQueues>) => feedClientFor(queues, chunkExecution);
+  // Activity tasks take a server round trip each: the slow-on-purpose tests give them more chunks
+  // in flight (or bigger chunks) so they last about as long as with local activities.
+  const local = chunkExecution === ChunkExecution.LOCAL;
+  const chunkSize = local ? 20 : 50;
+
   it('writes one entry into each of 10,000 timelines, HIGH chunks on high-fanout and LOW on low-fanout', async () => {
     const actor = uniqueName('big');
     const queues = testQueues(actor);
@@ -103,7 +110,8 @@ describe('fanout on the dev server', () => {
       const history = await temporal.client.workflow.getHandle(`fanout-add-${actor}-a1/${priority}`).fetchHistory();
       summaries.push(
         ...(history.events ?? [])
-          .filter((e) => e.markerRecordedEventAttributes && e.userMetadata?.summary)
+          // A local activity's marker, or an activity task's scheduled event.
+          .filter((e) => (e.markerRecordedEventAttributes || e.activityTaskScheduledEventAttributes) && e.userMetadata?.summary)
           .map((e) => converter.fromPayload<string>(e.userMetadata!.summary!))
           .filter((t) => /^(HIGH|LOW) /.test(t)),
       );
@@ -120,40 +128,50 @@ describe('fanout on the dev server', () => {
     expect(own.items.map((i) => i.activity?.verb)).toEqual(['pin']);
   });
 
-  it('a pass records its chunks in workflow tasks of bounded size, reporting every 128 chunks or 512 kB rather than after every page', async () => {
-    const actor = uniqueName('flush');
+  it('splits a fanout of 60,000 followers into partitions of 10,000: six ranges per priority, each follower once, every active one before any other', async () => {
+    const actor = uniqueName('parts');
     const queues = testQueues(actor);
-    await seedFollowers(db, actor, 20_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    const followers = await seedFollowers(db, actor, 60_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    const high = new Set(followers.high);
+    // When each follower's chunk was written, by priority.
+    const lastHigh = { at: 0 };
+    const firstLow = { at: Infinity };
+    const workers = await workersFor(queues, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        const started = Date.now();
+        const res = await a.writeFeedChunk(input);
+        if (high.has(input.followerIds[0])) lastHigh.at = Math.max(lastHigh.at, Date.now());
+        else firstLow.at = Math.min(firstLow.at, started);
+        return res;
+      },
+    }));
     const feeds = feedClient(queues);
-    // Chunks of 10 in pages of 1,000: the LOW pass's 1,500 or so chunk markers come to more than
-    // one flush's worth (512 kB), in about 15 pages.
-    const summary = await withWorkers(await workersFor(queues), async () => {
-      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'pin', object: 'p' }, { pageSize: 1000, chunkSize: 10 });
+    const summary = await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'pin', object: 'p' }, { partitionSize: 10_000 });
       return feeds.waitForFanout(activityId);
     });
-    expect(summary).toMatchObject({ done: true, followersSeen: 20_000, failures: [] });
-    expect(summary.low).toMatchObject({ followers: 15_000, chunksFailed: 0, entriesChanged: 15_000 });
-    expect(await timelineOwners(`${actor}-a`)).toHaveLength(20_000);
-
-    const events = (await temporal.client.workflow.getHandle(`fanout-add-${actor}-a/low`).fetchHistory()).events ?? [];
-    // Markers recorded by one workflow task follow its WorkflowTaskCompleted event.
-    const perTask: number[] = [];
-    for (const e of events) {
-      if (e.workflowTaskCompletedEventAttributes) perTask.push(0);
-      else if (e.markerRecordedEventAttributes) perTask[perTask.length - 1] += protoTemporal.api.history.v1.HistoryEvent.encode(e).finish().length;
+    expect(await timelineOwners(`${actor}-a`)).toEqual(followers.all);
+    expect(summary).toMatchObject({ done: true, followersSeen: 60_000, failures: [] });
+    expect(summary.high).toMatchObject({ followers: 15_000, entriesChanged: 15_000, chunksFailed: 0 });
+    expect(summary.low).toMatchObject({ followers: 45_000, entriesChanged: 45_000, chunksFailed: 0 });
+    // Every HIGH write acknowledged before the first LOW write began.
+    expect(lastHigh.at).toBeLessThanOrEqual(firstLow.at);
+    // Six passes per priority, on the priority's queue, over ranges that cover the list once.
+    const ranges: Array<{ from: string | null; until: string | null }> = [];
+    for (const priority of ['high', 'low'] as const) {
+      for (let i = 0; i < 6; i++) {
+        const pass = await temporal.client.workflow.getHandle(`fanout-add-${actor}-a/${priority}/${i}`).describe();
+        expect(pass.status.name).toBe('COMPLETED');
+        expect(pass.taskQueue).toBe(priority === 'high' ? queues.high : queues.low);
+        const input = (await temporal.client.workflow.getHandle(pass.workflowId).fetchHistory()).events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+        const range = temporal.client.options.loadedDataConverter.payloadConverter.fromPayload<{ partition: { index: number; count: number; from: string | null; until: string | null } }>(input!).partition;
+        expect(range).toMatchObject({ index: i, count: 6 });
+        if (priority === 'high') ranges.push(range);
+      }
     }
-    const total = perTask.reduce((a, b) => a + b, 0);
-    const largest = Math.max(...perTask);
-    const reports = events.filter((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes).length;
-    console.log(`LOW pass: ${reports} reports; both passes read ${summary.pagesRead} pages; marker bytes ${total} in all, ${largest} in the largest workflow task`);
-    // Bounded: never everything in one task (which at 1,000,000 followers outgrew gRPC's 4 MB).
-    expect(largest).toBeLessThan(0.75 * total);
-    expect(largest).toBeLessThan(700_000);
-    // Not a report (and a drained pipeline) per chunk or page: one per 128 chunks dispatched or
-    // per 512 kB of markers, whichever comes first, and the last.
-    const lowChunks = summary.low.chunksDone + summary.low.chunksFailed;
-    expect(reports).toBeGreaterThanOrEqual(2);
-    expect(reports).toBeLessThanOrEqual(Math.ceil(lowChunks / 128) + Math.ceil(total / (512 * 1024)) + 1);
+    expect(ranges[0].from).toBeNull();
+    expect(ranges[5].until).toBeNull();
+    for (let i = 1; i < 6; i++) expect(ranges[i].from).toBe(ranges[i - 1].until);
   });
 
   it('writes a follower who became active between the HIGH and the LOW pass (nobody skipped by both)', async () => {
@@ -234,7 +252,7 @@ describe('fanout on the dev server', () => {
     const feeds = feedClient(queues);
     const seen: string[] = [];
     await withWorkers(workers, async () => {
-      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'post', object: 'p' }, { pageSize: 500, chunkSize: 10, maxInFlight: 1 });
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'post', object: 'p' }, { pageSize: 500, chunkSize: 10, maxInFlight: local ? 1 : 4 });
       const done = feeds.waitForFanout(activityId);
       let finished = false;
       void done.finally(() => (finished = true));
@@ -295,7 +313,7 @@ describe('fanout on the dev server', () => {
     const feeds = feedClient(queues);
     // Small sequential chunks over several pages (so by priority passes), so the fanout is still
     // running when the worker goes away: local activity chunks of 20 take a few ms each.
-    const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'x' }, { chunkSize: 20, maxInFlight: 1, pageSize: 2_000 });
+    const { activityId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'x' }, { chunkSize, maxInFlight: local ? 1 : 4, pageSize: 2_000 });
 
     // Counted in the store, not by query: a query needs a live workflow worker.
     const written = () => db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({ activityId });
@@ -331,8 +349,8 @@ describe('fanout on the dev server', () => {
       const summary = await feeds.waitForFanout(activityId);
       expect(summary.done).toBe(true);
       expect(summary.followersSeen).toBe(20_000);
-      // Each page splits into HIGH and LOW chunks of at most 20: 1,000 chunks at least.
-      expect(summary.high.chunksDone + summary.low.chunksDone).toBeGreaterThanOrEqual(1_000);
+      // Each page splits into HIGH and LOW chunks of at most chunkSize.
+      expect(summary.high.chunksDone + summary.low.chunksDone).toBeGreaterThanOrEqual(20_000 / chunkSize);
       expect(summary.high.chunksFailed + summary.low.chunksFailed).toBe(0);
     } finally {
       await stopProcess(worker, 'SIGTERM');
@@ -452,8 +470,48 @@ describe('fanout on the dev server', () => {
     });
   });
 
+});
+
+// Shape-independent: how a local-activity pass bounds its workflow tasks, and errors before anything runs.
+describe('fanout on the dev server', () => {
+  it('a pass records its chunks in workflow tasks of bounded size, reporting every 128 chunks or 512 kB rather than after every page', async () => {
+    const actor = uniqueName('flush');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 20_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    const feeds = feedClientFor(queues);
+    // Chunks of 10 in pages of 1,000: the LOW pass's 1,500 or so chunk markers come to more than
+    // one flush's worth (512 kB), in about 15 pages.
+    const summary = await withWorkers(await workersFor(queues), async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'pin', object: 'p' }, { pageSize: 1000, chunkSize: 10 });
+      return feeds.waitForFanout(activityId);
+    });
+    expect(summary).toMatchObject({ done: true, followersSeen: 20_000, failures: [] });
+    expect(summary.low).toMatchObject({ followers: 15_000, chunksFailed: 0, entriesChanged: 15_000 });
+    expect(await timelineOwners(`${actor}-a`)).toHaveLength(20_000);
+
+    const events = (await temporal.client.workflow.getHandle(`fanout-add-${actor}-a/low`).fetchHistory()).events ?? [];
+    // Markers recorded by one workflow task follow its WorkflowTaskCompleted event.
+    const perTask: number[] = [];
+    for (const e of events) {
+      if (e.workflowTaskCompletedEventAttributes) perTask.push(0);
+      else if (e.markerRecordedEventAttributes) perTask[perTask.length - 1] += protoTemporal.api.history.v1.HistoryEvent.encode(e).finish().length;
+    }
+    const total = perTask.reduce((a, b) => a + b, 0);
+    const largest = Math.max(...perTask);
+    const reports = events.filter((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes).length;
+    console.log(`LOW pass: ${reports} reports; both passes read ${summary.pagesRead} pages; marker bytes ${total} in all, ${largest} in the largest workflow task`);
+    // Bounded: never everything in one task (which at 1,000,000 followers outgrew gRPC's 4 MB).
+    expect(largest).toBeLessThan(0.75 * total);
+    expect(largest).toBeLessThan(700_000);
+    // Not a report (and a drained pipeline) per chunk or page: one per 128 chunks dispatched or
+    // per 512 kB of markers, whichever comes first, and the last.
+    const lowChunks = summary.low.chunksDone + summary.low.chunksFailed;
+    expect(reports).toBeGreaterThanOrEqual(2);
+    expect(reports).toBeLessThanOrEqual(Math.ceil(lowChunks / 128) + Math.ceil(total / (512 * 1024)) + 1);
+  });
+
   it('asking for the progress or result of a fanout that does not exist says so, naming the activity', async () => {
-    const feeds = feedClient(testQueues(uniqueName('nofanout')));
+    const feeds = feedClientFor(testQueues(uniqueName('nofanout')));
     for (const call of [() => feeds.getProgress('no-such-activity'), () => feeds.waitForFanout('no-such-activity')]) {
       const err = await call().then(() => undefined, (e: unknown) => e);
       expect(err).toBeInstanceOf(NotFoundError);
@@ -464,7 +522,7 @@ describe('fanout on the dev server', () => {
   it('rejects bad input with an error naming the field, and writes and starts nothing', async () => {
     const actor = uniqueName('badin');
     const queues = testQueues(actor);
-    const feeds = feedClient(queues);
+    const feeds = feedClientFor(queues);
     const good = { id: `${actor}-a`, actor, verb: 'pin', object: 'o1' };
     const cases: Array<[string, () => Promise<unknown>, string]> = [
       ['missing actor', () => feeds.addActivity({ ...good, actor: undefined } as never), 'activity.actor'],

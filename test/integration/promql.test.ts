@@ -3,7 +3,7 @@
  * ("Running it in production", "The questions an operator asks, in PromQL") is read from README.md
  * itself and run against a real Prometheus (Debian's, `scripts/install-tools.sh --prometheus`)
  * scraping a real `feed-fanout worker --metrics-port`, once per chunk shape: chunks as local
- * activities of the HIGH / LOW passes (the default), and as activity tasks (`chunksAsActivities`).
+ * activities of the HIGH / LOW passes (the default), and as activity tasks (`chunkExecution: 'activity'`).
  * Each must return series with plausible values after good fanouts and fanouts with a chunk that
  * failed for good.
  */
@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Db } from 'mongodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ChunkExecution } from '../../src/contract/fanout';
 import { FeedClient } from '../../src/client/feed-client';
 import { freePort } from '../../dev/local-stack';
 import { FanoutFailedError } from '../../src/contract/errors';
@@ -182,9 +183,9 @@ describe("the README's PromQL, against a real Prometheus scraping a real worker"
   });
 
   it.each([
-    { shape: 'chunks as local activities of the passes', chunksAsActivities: false },
-    { shape: 'chunks as activity tasks (chunksAsActivities)', chunksAsActivities: true },
-  ])('every query returns plausible series: $shape', async ({ chunksAsActivities }) => {
+    { shape: 'chunks as local activities of the passes', chunkExecution: ChunkExecution.LOCAL },
+    { shape: "chunks as activity tasks (chunkExecution: 'activity')", chunkExecution: ChunkExecution.ACTIVITY },
+  ])('every query returns plausible series: $shape', async ({ chunkExecution }) => {
     prometheusBinary(); // before anything starts: fails saying how to install it
     const queries = readmeQueries();
     const good = uniqueName('pq');
@@ -208,7 +209,7 @@ describe("the README's PromQL, against a real Prometheus scraping a real worker"
 
     const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
     // Pages of 500 (100 for the bad actor's 251), so more than one page: passes on the chunk
-    // queues, or page by page with chunksAsActivities (one page would be written inline).
+    // queues, their chunks local activities or activity tasks (one page would be written inline).
     let ended = 0;
     /** Waits until Prometheus has scraped the counters after `ended` fanouts. */
     const scraped = async () => {
@@ -221,13 +222,13 @@ describe("the README's PromQL, against a real Prometheus scraping a real worker"
     // Two of each, with a scrape between them: Prometheus sees a counter's increase only once it
     // has a sample before it (a series first scraped at 1 has no rate yet).
     for (const n of [1, 2]) {
-      const { activityId } = await feeds.addActivity({ id: `${good}-a${n}`, actor: good, verb: 'pin', object: `p${n}` }, { pageSize: 500, chunksAsActivities });
+      const { activityId } = await feeds.addActivity({ id: `${good}-a${n}`, actor: good, verb: 'pin', object: `p${n}` }, { pageSize: 500, chunkExecution });
       expect(await feeds.waitForFanout(activityId)).toMatchObject({ done: true, followersSeen: followers.all.length });
       ended++;
       await scraped();
     }
     for (const n of [1, 2]) {
-      const { activityId } = await feeds.addActivity({ id: `${bad}-a${n}`, actor: bad, verb: 'pin', object: `p${n}` }, { pageSize: 100, chunksAsActivities });
+      const { activityId } = await feeds.addActivity({ id: `${bad}-a${n}`, actor: bad, verb: 'pin', object: `p${n}` }, { pageSize: 100, chunkExecution });
       const err = await feeds.waitForFanout(activityId).then(() => undefined, (e: unknown) => e);
       expect(err).toBeInstanceOf(FanoutFailedError);
       expect((err as FanoutFailedError).message).toMatch(/1 of 3 chunks failed for good .* input\.followerIds\[\d+\] must contain only/);
@@ -268,7 +269,7 @@ describe("the README's PromQL, against a real Prometheus scraping a real worker"
     // The backlog question sees where chunks wait in this shape: the passes' workflow tasks, or
     // the chunks' activity tasks, on both chunk queues.
     const waits = answer('tasks waiting for a worker');
-    const kind = chunksAsActivities ? 'activity' : 'workflow';
+    const kind = chunkExecution === ChunkExecution.ACTIVITY ? 'activity' : 'workflow';
     for (const queue of [queues.high, queues.low]) {
       const wait = waits.find((s) => s.metric.task_queue === queue && s.metric.kind === kind);
       expect(wait, `no ${kind} wait for ${queue} in ${JSON.stringify(waits.map((s) => s.metric))}`).toBeDefined();

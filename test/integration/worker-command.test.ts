@@ -138,7 +138,7 @@ describe('feed-fanout worker', () => {
     const listed = JSON.parse((await cli(['list', '--state', 'completed', '--actor', actor, '--json'])).stdout);
     expect(listed).toEqual([expect.objectContaining({ workflowId: `fanout-add-${activityId}`, actor, operation: 'add', stalled: false })]);
 
-    // A chunk queue has both kinds of tasks: the passes' workflow tasks and chunksAsActivities' activity tasks.
+    // A chunk queue has both kinds of tasks: the passes' workflow tasks and activity-task chunks.
     const backlog = JSON.parse((await cli(['backlog', '--queue', queues.high, '--queue', `${queues.low}:workflow`, '--json'])).stdout);
     expect(backlog).toEqual([
       expect.objectContaining({ taskQueue: queues.high, kind: 'workflow', backlog: 0, pollers: expect.any(Number) }),
@@ -209,7 +209,7 @@ describe('feed-fanout worker', () => {
     // Terminated midway (one chunk of 10 at a time, as activity tasks, so the progress moves per
     // chunk): how it ended, and the counts it had, from the closed run's progress query.
     const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
-    const slow = await feeds.addActivity({ id: `${actor}-slow`, actor, verb: 'pin', object: 'p' }, { maxInFlight: 1, chunkSize: 10, chunksAsActivities: true });
+    const slow = await feeds.addActivity({ id: `${actor}-slow`, actor, verb: 'pin', object: 'p' }, { maxInFlight: 1, chunkSize: 10, chunkExecution: 'activity' });
     const handle = temporal.client.workflow.getHandle(slow.workflowId);
     for (;;) {
       const p = await handle.query(progressQuery);

@@ -2,6 +2,7 @@
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Db } from 'mongodb';
 import { FeedType } from '../../src/contract/constants';
+import { ChunkExecution } from '../../src/contract/fanout';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { type AllActivities, createWorkers } from '../../src/worker/workers';
@@ -15,6 +16,12 @@ import type { testQueues } from './workers';
 export async function storeActivity(db: Db, activityId: string, actor: string): Promise<void> {
   await new FeedStore(db).storeActivity({ _id: activityId, actor, verb: 'post', object: `${activityId}-object`, time: new Date() });
 }
+
+/**
+ * The two shapes a fanout's chunks run in (`chunkExecution`): every end-to-end test of a fanout
+ * runs in both (`describe.each(CHUNK_SHAPES)`), as both are documented and supported.
+ */
+export const CHUNK_SHAPES = [{ chunkExecution: ChunkExecution.LOCAL }, { chunkExecution: ChunkExecution.ACTIVITY }] as const;
 
 /** Owners of the timeline entries of one activity, sorted. */
 export async function timelineOwners(db: Db, activityId: string): Promise<string[]> {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FanoutActivities, GetFollowerPagePartInput, WriteFeedChunkInput } from '../../activities';
 import { FeedClient } from '../../src/client/feed-client';
 import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType } from '../../src/contract/constants';
-import type { FanoutProgress, FanoutWorkflowInput } from '../../src/contract/fanout';
+import { ChunkExecution, type FanoutProgress, type FanoutWorkflowInput } from '../../src/contract/fanout';
 import { FeedStore } from '../../src/storage/feed-store';
 import { freshDb, timeSkippingEnv, uniqueName } from '../utils/env';
 import { fanoutWorkers, storeActivity, timelineOwners as timelineOwnersOf } from '../utils/fanout';
@@ -129,9 +129,11 @@ describe('fanoutWorkflow (time-skipping)', () => {
   // One page is written by the fanout itself; more, by passes that read a page ahead: the read in
   // flight at the cancel must not fail the pass's workflow task (it once did, and the pass hung).
   it.each([
-    { shape: 'one page, written inline', pageSize: 2000, slowReads: false },
-    { shape: 'by passes, with a page read ahead in flight', pageSize: 200, slowReads: true },
-  ])('when cancelled ($shape), waits for the chunks in flight to finish before it closes', async ({ pageSize, slowReads }) => {
+    { shape: 'one page, written inline', pageSize: 2000, slowReads: false, chunkExecution: ChunkExecution.LOCAL },
+    { shape: 'by passes, with a page read ahead in flight', pageSize: 200, slowReads: true, chunkExecution: ChunkExecution.LOCAL },
+    { shape: 'one page, chunks as activity tasks', pageSize: 2000, slowReads: false, chunkExecution: ChunkExecution.ACTIVITY },
+    { shape: 'by passes, chunks as activity tasks, a page read ahead in flight', pageSize: 200, slowReads: true, chunkExecution: ChunkExecution.ACTIVITY },
+  ])('when cancelled ($shape), waits for the chunks in flight to finish before it closes', async ({ pageSize, slowReads, chunkExecution }) => {
     const actor = uniqueName('cancel');
     await seedFollowers(db, actor, 2000, { prefix: `${actor}-f` });
     let started = 0;
@@ -165,7 +167,7 @@ describe('fanoutWorkflow (time-skipping)', () => {
         // Chunks are local activities (of the fanout or of its pass), one at a time. The worker
         // reports them to the server, and hears of the cancel, when its workflow task nears its
         // timeout (80% of 10 s) if not before.
-        args: [fanoutInput(actor, `${actor}-a1`, queues, { maxInFlight: 1, pageSize })],
+        args: [fanoutInput(actor, `${actor}-a1`, queues, { maxInFlight: 1, pageSize, chunkExecution })],
       });
       await someStarted;
       await handle.cancel();

@@ -17,6 +17,7 @@ export interface RunView {
   readonly passRunning: { readonly high: boolean; readonly low: boolean };
   readonly highPassDone: boolean;
   readonly alreadyWritten: number;
+  readonly partitions: number;
 }
 
 /** A count with thousands separators, as the Web UI shows it. */
@@ -50,7 +51,8 @@ export function currentDetails(run: RunView): string {
     ...(progress.stalled ? [`**Stalled:** ${progress.stalled}`] : []),
     ...(progress.activityRemoved ? ['**Removed:** the activity was removed while this fanout ran; its chunks stopped writing, and the removal sweeps what was written.'] : []),
     `**${input.operation} fanout of ${input.activityId}** by ${input.actorId}: ${progress.done ? 'done' : 'running'}, ` +
-      `${num(progress.followersSeen)} followers seen in ${progress.pagesRead} pages (run ${progress.continuedAsNew + 1})`,
+      `${num(progress.followersSeen)} followers seen in ${progress.pagesRead} pages (run ${progress.continuedAsNew + 1})` +
+      (run.partitions > 1 ? `; ${run.partitions} partitions per priority, chunks as ${input.chunkExecution === 'activity' ? 'activity tasks' : 'local activities'}` : ''),
     ...(input.operation === FanoutOperation.REMOVE
       ? [`Removed ${num(progress.low.entriesChanged)} entries in ${progress.low.chunksDone} batches, ${progress.low.chunksInFlight} in flight, ${progress.low.chunksFailed} failed`]
       : [

@@ -33,6 +33,7 @@ import { ValidationError } from '../../src/contract/errors';
 import { validateOrFail } from '../../src/contract/failures';
 import { FanoutOperation, FeedType } from '../../src/contract/constants';
 import {
+  ChunkExecution,
   type FanoutProgress,
   type FanoutWorkflowInput,
   initialProgress,
@@ -56,6 +57,12 @@ export { CHUNK_FAILURE_MARKER_PATCH } from './run';
  * before it go on page by page when they replay. Kept while such runs may exist.
  */
 export const PRIORITY_PASSES_PATCH = 'fanout-priority-passes';
+
+/**
+ * The patch that made `chunksAsActivities: true` mean passes whose chunks are activity tasks
+ * (`chunkExecution: 'activity'`); runs started before it asked for the page-by-page walk.
+ */
+export const ACTIVITY_CHUNK_PASSES_PATCH = 'fanout-activity-chunk-passes';
 
 // Checked against the workflow worker's configuration, in-process: no task queue round trip.
 const { resolveFanoutFeedTypes } = proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: '10 seconds', retry: CHUNK_RETRY });
@@ -97,7 +104,8 @@ export async function fanoutWorkflow(rawInput: FanoutWorkflowInput): Promise<Fan
  * Settles the feed types and picks the strategy: a removal sweeps; an add of one page is written
  * here (`inline.ts`), a larger one by a HIGH then a LOW pass (`passes.ts`); a run that began before
  * the passes (no marker in its history) goes on page by page (see the README, "Changing a
- * workflow safely"), as does one asked to (`chunksAsActivities`).
+ * workflow safely"), as does one that asked for `chunksAsActivities` before it meant
+ * `chunkExecution: 'activity'`.
  */
 async function fanOut(run: FanoutRun): Promise<FanoutProgress> {
   const { input, progress } = run;
@@ -111,7 +119,8 @@ async function fanOut(run: FanoutRun): Promise<FanoutProgress> {
   const removal = input.operation === FanoutOperation.REMOVE;
   // Passes read their own pages; the page-by-page walk reads its first page while the feed types
   // are settled (no chunk goes out before both).
-  const byPasses = !removal && !input.continued && !input.chunksAsActivities && patched(PRIORITY_PASSES_PATCH);
+  const byPasses =
+    !removal && !input.continued && (!input.chunksAsActivities || patched(ACTIVITY_CHUNK_PASSES_PATCH)) && patched(PRIORITY_PASSES_PATCH);
   const nextPage = removal || byPasses ? null : readPage(run, run.cursor);
   // Fanouts by passes read the first page here, alongside the feed types (both are local
   // activities: they run at once): most fanouts fit in it.
@@ -133,5 +142,7 @@ async function fanOut(run: FanoutRun): Promise<FanoutProgress> {
   run.pageWaitSince = Date.now();
   const first = await firstPage;
   run.pageWaitSince = null;
-  return first.nextCursor === null ? writeOnePage(run, first) : runPasses(run);
+  if (first.nextCursor !== null) return runPasses(run);
+  // One page: written here, as local activities, or as activity tasks on the priority queues.
+  return input.chunkExecution === ChunkExecution.ACTIVITY ? walkPages(run, Promise.resolve(first)) : writeOnePage(run, first);
 }

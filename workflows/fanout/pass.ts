@@ -39,6 +39,7 @@ import {
 import type { FanoutActivities } from '../../activities/fanout';
 import { validateOrFail } from '../../src/contract/failures';
 import { FanoutOperation, Limits } from '../../src/contract/constants';
+import { ChunkExecution } from '../../src/contract/fanout';
 import { type FanoutPassInput, initialPassProgress, type PassProgress, passProgressSignal, validatePassInput } from '../../src/contract/fanout-pass';
 import { type ChunkBase, type ChunkPlace, startChunk } from './chunks';
 import { CHUNK_RETRY, noteChunkFailure, recordChunkFailureMarker, shouldContinueAsNew, startedAhead } from './policies';
@@ -101,6 +102,8 @@ class PassFlush {
     private readonly byCount: boolean,
     private readonly chunkSize: number,
     private readonly maxHistoryEvents: number,
+    /** History events a chunk adds: a marker (local), or scheduled, started and completed (activity task). */
+    private readonly eventsPerChunk: number,
   ) {}
 
   /** A chunk was dispatched: whether to flush before the next one. */
@@ -113,7 +116,7 @@ class PassFlush {
     // An estimate of the marker bytes the page's chunks add: their follower ids as JSON, and an allowance per chunk.
     this.bytes += Math.ceil(ids.length / this.chunkSize) * 512;
     for (const id of ids) this.bytes += id.length + 3;
-    this.events += Math.ceil(ids.length / this.chunkSize) + PAGE_EVENTS;
+    this.events += Math.ceil(ids.length / this.chunkSize) * this.eventsPerChunk + PAGE_EVENTS;
     const nearLimit = workflowInfo().historyLength + this.events >= this.maxHistoryEvents;
     return !this.bySize || last || nearLimit || this.bytes >= FLUSH_AFTER_BYTES;
   }
@@ -129,7 +132,10 @@ class PassFlush {
 /** Writes one priority's followers' feeds; returns the pass's progress. */
 export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<PassProgress> {
   const input = validateOrFail(validatePassInput, rawInput);
-  const progress: PassProgress = input.continued?.progress ?? initialPassProgress(input.priority);
+  const progress: PassProgress = input.continued?.progress ?? { ...initialPassProgress(input.priority), ...(input.partition ? { partition: input.partition.index } : {}) };
+  // Chunks as activity tasks (`chunkExecution: 'activity'`): their outcomes are history events,
+  // which a replay meets where the run met them, so the pass may act on them at once.
+  const asTasks = input.chunkExecution === ChunkExecution.ACTIVITY;
   const counters = progress.counters;
   let cursor: string | null = input.continued?.cursor ?? null;
   const fanout = getExternalWorkflowHandle(input.fanoutWorkflowId);
@@ -139,6 +145,8 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
   // Anyone active since is written here, so nobody who became active between the passes is
   // skipped by both (see `FollowerPageRequest.activeUntil`).
   const lowOnly = input.priority === 'low' ? { activeUntil: input.fanoutStartedAt - ACTIVE_CLOCK_SKEW_MS } : {};
+  // A partition walks its range of follower ids only.
+  const range = { ...(input.partition?.from ? { from: input.partition.from } : {}), ...(input.partition?.until ? { until: input.partition.until } : {}) };
   // Runs started before it flushed only by size, stopped as soon as a chunk said so, and wrote
   // the HIGH pass's recent followers again.
   const byCount = patched(FLUSH_BY_COUNT_PATCH);
@@ -149,7 +157,7 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
   const stopReported = (): boolean => progress.abortReason !== null || progress.activityRemoved === true;
   /** Dispatching stops: read at a flush (see the module comment), or at once in runs from before. */
   let halted = false;
-  const stopped = (): boolean => (byCount ? halted : stopReported());
+  const stopped = (): boolean => (byCount && !asTasks ? halted : stopReported());
   /** Chunks that failed for good since the last flush, in the order they were dispatched: their FAILED markers go out at the next. */
   let failedSinceFlush: Array<{ seq: number; followerIds: string[]; page: number; err: Error }> = [];
   let dispatched = 0;
@@ -160,7 +168,7 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
   };
 
   // Every chunk of a pass is a local activity of it: the chunk base is the same for all.
-  const place: ChunkPlace = { local: true, timeoutMs: input.chunkTimeoutMs };
+  const place: ChunkPlace = asTasks ? { taskQueue: workflowInfo().taskQueue } : { local: true, timeoutMs: input.chunkTimeoutMs };
   const base: ChunkBase = { operation: FanoutOperation.ADD, feedTypes: input.feedTypes, activityId: input.activityId, actorId: input.actorId, activityTime: input.activityTime };
   const startPassChunk = (followerIds: string[]): void => {
     const seq = dispatched++;
@@ -175,7 +183,8 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
       failed: (err) => {
         // A bad field other than the follower ids is the same in every chunk: stop (at the next flush).
         progress.abortReason ??= noteChunkFailure(progress.failures, input.activityId, input.priority, err, followerIds.length, followerIds);
-        if (byCount) failedSinceFlush.push({ seq, followerIds, page, err });
+        // An activity task's failure shows in the Web UI as it is; a local one's gets a marker.
+        if (byCount && !asTasks) failedSinceFlush.push({ seq, followerIds, page, err });
       },
     });
   };
@@ -199,10 +208,10 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
     let readLimit = input.pageSize;
     // Read ahead, and abandoned when the pass is cancelled or fails: see `startedAhead`.
     const read = (from: string | null) =>
-      startedAhead(getFollowerPagePart({ userId: input.actorId, cursor: from, limit: readLimit, priority: input.priority, ...lowOnly, ...skipWritten }));
+      startedAhead(getFollowerPagePart({ userId: input.actorId, cursor: from, limit: readLimit, priority: input.priority, ...range, ...lowOnly, ...skipWritten }));
     let nextPage = read(cursor);
     // Runs started before the flush by size reported (and flushed) after every page.
-    const flush = new PassFlush(patched(FLUSH_BY_SIZE_PATCH), byCount, input.chunkSize, input.maxHistoryEvents);
+    const flush = new PassFlush(patched(FLUSH_BY_SIZE_PATCH), byCount, input.chunkSize, input.maxHistoryEvents, asTasks ? 3 : 1);
     const flushNow = async (): Promise<void> => {
       await report();
       flush.flushed();

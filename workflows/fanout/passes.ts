@@ -1,36 +1,84 @@
 /**
  * An add by priority: the HIGH pass (`fanoutPassWorkflow`, a child workflow on the HIGH queue)
  * writes every active follower's feed, then the LOW pass the others', so active followers come
- * first across the whole fanout, not page by page. Each pass reports its progress as it goes,
- * which this run shows and watches; their chunks are local activities of the pass (`pass.ts`).
+ * first across the whole fanout, not page by page. A fanout of more than `partitionSize` followers
+ * splits each pass into ranges of follower ids, run as parallel passes on the priority's queue, so
+ * every worker polling it takes a share; every HIGH partition completes before any LOW one starts.
+ * Each pass reports its progress as it goes, which this run adds up, shows and watches.
  * Workflow code (deterministic: Temporal APIs only).
  * @module
  */
-import { ChildWorkflowCancellationType, executeChild, log, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ChildWorkflowCancellationType, executeChild, log, patched, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { FanoutActivities, PartitionPlan } from '../../activities/fanout';
 import type { Priority } from '../../src/contract/constants';
-import { type FanoutProgress, MAX_LISTED_FAILURES } from '../../src/contract/fanout';
-import { fanoutPassWorkflowId, type PassProgress, passProgressSignal, validatePassProgress } from '../../src/contract/fanout-pass';
+import { ChunkExecution, type FanoutProgress, MAX_LISTED_FAILURES, type PriorityProgress } from '../../src/contract/fanout';
+import { fanoutPassWorkflowId, type FanoutPassInput, type PartitionRange, type PassProgress, passProgressSignal, validatePassProgress } from '../../src/contract/fanout-pass';
 import { fanoutPassWorkflow } from './pass';
+import { CHUNK_RETRY } from './policies';
 import type { FanoutRun } from './run';
 
-/** Runs the HIGH pass, then the LOW pass (unless the HIGH pass saw nobody else), then finishes. */
+/**
+ * The patch that made a fanout plan partitions (a local activity counting and splitting the
+ * followers) before its passes; runs started before ran one pass per priority.
+ */
+export const PARTITIONS_PATCH = 'fanout-partitions';
+
+/**
+ * A pass's workflow task timeout. The SDK heartbeats a task that runs local activities at 80% of
+ * it, so this also bounds how long a cancel, signal or query waits for a pass (2.4 s).
+ */
+const PASS_TASK_TIMEOUT = '3 seconds';
+
+// Counts and splits the follower list in this worker: one marker in history.
+const { planPartitions } = proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: '5 minutes', retry: CHUNK_RETRY });
+
+/** The ranges a plan's bounds make (one, unbounded, when there are none). */
+function rangesOf(plan: PartitionPlan): PartitionRange[] | undefined {
+  if (plan.bounds.length === 0) return undefined;
+  const starts = [null, ...plan.bounds];
+  return starts.map((from, index) => ({ index, count: starts.length, from, until: plan.bounds[index] ?? null }));
+}
+
+/** Adds up partitions' counters. */
+function sum(parts: PriorityProgress[]): PriorityProgress {
+  const total: PriorityProgress = { followers: 0, chunksDone: 0, chunksFailed: 0, chunksInFlight: 0, entriesChanged: 0, followersWritten: 0 };
+  for (const p of parts) {
+    total.followers += p.followers;
+    total.chunksDone += p.chunksDone;
+    total.chunksFailed += p.chunksFailed;
+    total.chunksInFlight += p.chunksInFlight;
+    total.entriesChanged += p.entriesChanged;
+    total.followersWritten! += p.followersWritten ?? p.entriesChanged;
+  }
+  return total;
+}
+
+/** Runs the HIGH partitions, then the LOW ones (unless the HIGH pass saw nobody else), then finishes. */
 export async function runPasses(run: FanoutRun): Promise<FanoutProgress> {
   const { input, progress } = run;
   const workflowId = workflowInfo().workflowId;
-  const reported: Partial<Record<Priority, PassProgress>> = {};
+  // Runs started before partitions ran one pass per priority.
+  const ranges = patched(PARTITIONS_PATCH)
+    ? rangesOf(await planPartitions({ userId: input.actorId, partitionSize: input.partitionSize, maxPartitions: input.maxPartitions }))
+    : undefined;
+  run.partitions = ranges?.length ?? 1;
+  /** The latest report of each pass, by priority and partition. */
+  const reported: Record<Priority, Map<number, PassProgress>> = { high: new Map(), low: new Map() };
   /** Takes a pass's report (a signal while it runs, its result at the end) into this run's progress. */
   const apply = (pass: PassProgress): void => {
-    reported[pass.priority] = pass;
-    progress[pass.priority] = { ...pass.counters };
-    const high = reported.high;
-    const low = reported.low;
-    progress.pagesRead = (high?.pagesRead ?? 0) + (low?.pagesRead ?? 0);
-    progress.followersSeen = high?.followersSeen ?? 0;
-    progress.continuedAsNew = (high?.continuedAsNew ?? 0) + (low?.continuedAsNew ?? 0);
-    progress.failures = [...(high?.failures ?? []), ...(low?.failures ?? [])].slice(0, MAX_LISTED_FAILURES);
-    progress.highServedMs = high?.servedMs ?? null;
-    run.alreadyWritten = low?.alreadyWritten ?? 0;
-    run.highPassDone = high?.done ?? false;
+    reported[pass.priority].set(pass.partition ?? 0, pass);
+    const high = [...reported.high.values()];
+    const low = [...reported.low.values()];
+    const all = [...high, ...low];
+    progress[pass.priority] = sum([...reported[pass.priority].values()].map((p) => p.counters));
+    progress.pagesRead = all.reduce((n, p) => n + p.pagesRead, 0);
+    progress.followersSeen = high.reduce((n, p) => n + p.followersSeen, 0);
+    progress.continuedAsNew = all.reduce((n, p) => n + p.continuedAsNew, 0);
+    progress.failures = all.flatMap((p) => p.failures).slice(0, MAX_LISTED_FAILURES);
+    const served = high.map((p) => p.servedMs).filter((ms): ms is number => ms !== null);
+    progress.highServedMs = served.length ? Math.max(...served) : null;
+    run.alreadyWritten = low.reduce((n, p) => n + (p.alreadyWritten ?? 0), 0);
+    run.highPassDone = high.length === run.partitions && high.every((p) => p.done);
     if (pass.activityRemoved) progress.activityRemoved = true;
     if (pass.abortReason !== null && run.abortReason === null) run.abortReason = pass.abortReason;
     run.moved(pass.priority);
@@ -45,39 +93,52 @@ export async function runPasses(run: FanoutRun): Promise<FanoutProgress> {
   });
   for (const priority of ['high', 'low'] as const) {
     // Nobody of this priority: the HIGH pass saw every follower.
-    if (priority === 'low' && reported.high?.done && progress.followersSeen === progress.high.followers) break;
+    if (priority === 'low' && run.highPassDone && progress.followersSeen === progress.high.followers) break;
     run.passRunning[priority] = true;
     run.lastMoved[priority] = Date.now();
     run.showProgress();
-    const result = await executeChild(fanoutPassWorkflow, {
-      workflowId: fanoutPassWorkflowId(workflowId, priority),
-      taskQueue: priority === 'high' ? input.highTaskQueue : input.lowTaskQueue,
-      args: [
-        {
-          priority,
-          activityId: input.activityId,
-          actorId: input.actorId,
-          activityTime: input.activityTime!,
-          feedTypes: run.feedTypes,
-          pageSize: input.pageSize,
-          chunkSize: input.chunkSize,
-          maxInFlight: input.maxInFlight,
-          maxHistoryEvents: input.maxHistoryEvents,
-          chunkTimeoutMs: input.chunkTimeoutMs,
-          fanoutWorkflowId: workflowId,
-          fanoutStartedAt: run.startedAt,
-        },
-      ],
-      cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-      staticSummary: `${priority.toUpperCase()} pass of ${input.activityId} (${input.actorId}'s ${priority === 'high' ? 'active' : 'other'} followers)`,
-    }).catch((err: unknown) => {
-      // Cancelled or failed: the pass has closed, so none of its chunks is in flight any more.
-      run.passRunning[priority] = false;
-      progress[priority].chunksInFlight = 0;
-      throw err;
-    });
+    const base: FanoutPassInput = {
+      priority,
+      activityId: input.activityId,
+      actorId: input.actorId,
+      activityTime: input.activityTime!,
+      feedTypes: run.feedTypes,
+      pageSize: input.pageSize,
+      chunkSize: input.chunkSize,
+      maxInFlight: input.maxInFlight,
+      maxHistoryEvents: input.maxHistoryEvents,
+      chunkTimeoutMs: input.chunkTimeoutMs,
+      fanoutWorkflowId: workflowId,
+      fanoutStartedAt: run.startedAt,
+      ...(input.chunkExecution === ChunkExecution.ACTIVITY ? { chunkExecution: input.chunkExecution } : {}),
+    };
+    const who = `${input.actorId}'s ${priority === 'high' ? 'active' : 'other'} followers`;
+    // Every partition of the priority at once, each on the priority's queue (any worker polling it).
+    const passes = (ranges ?? [undefined]).map((partition) =>
+      executeChild(fanoutPassWorkflow, {
+        workflowId: fanoutPassWorkflowId(workflowId, priority, partition?.index),
+        taskQueue: priority === 'high' ? input.highTaskQueue : input.lowTaskQueue,
+        args: [partition ? { ...base, partition } : base],
+        cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+        // When the worker running a pass dies, its open workflow task (a pass's stays open while
+        // its local activities write) times out after this, and another worker takes the pass
+        // over: the server's default of 10 s would halt the pass that long.
+        workflowTaskTimeout: PASS_TASK_TIMEOUT,
+        staticSummary: partition
+          ? `${priority.toUpperCase()} pass of ${input.activityId}, partition ${partition.index + 1} of ${partition.count} (${who}${partition.from ? ` from ${partition.from}` : ''}${partition.until ? ` before ${partition.until}` : ''})`
+          : `${priority.toUpperCase()} pass of ${input.activityId} (${who})`,
+      }),
+    );
+    // Waits for every partition (a cancelled one included), so none is in flight when this returns.
+    const results = await Promise.allSettled(passes);
     run.passRunning[priority] = false;
-    apply(result);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      // Cancelled or failed: the passes have closed, so none of their chunks is in flight any more.
+      progress[priority].chunksInFlight = 0;
+      throw failed.reason;
+    }
+    for (const r of results) if (r.status === 'fulfilled') apply(r.value);
     run.showProgress();
     if (run.stopped()) break;
   }

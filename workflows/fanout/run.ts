@@ -64,6 +64,8 @@ export class FanoutRun {
   highPassDone = false;
   /** Followers the LOW pass left out because the HIGH pass wrote them. */
   alreadyWritten = 0;
+  /** Partitions per priority (1: one pass each). */
+  partitions = 1;
 
   /**
    * Only runs started with the project's search attributes (FeedClient does it unless told not
