@@ -113,6 +113,31 @@ describe('record histories', () => {
     });
   });
 
+  // Recorded after chunkExecution and partitions: a partitioned fanout whose chunks are activity
+  // tasks, a partitioned one with local chunks, and a one-page fanout written as activity tasks.
+  it('partitioned fanouts in both chunk shapes; a one-page fanout with chunks as activity tasks', async () => {
+    const db = mongo.db;
+    const actor = uniqueName('recr');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 3000, { prefix: `${actor}-f`, activeEvery: 3 });
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues);
+    await withWorkers(workers, async () => {
+      for (const chunkExecution of ['activity', 'local'] as const) {
+        const add = await feeds.addActivity({ id: `${actor}-${chunkExecution}`, actor, verb: 'pin', object: chunkExecution }, { pageSize: 500, chunkSize: 50, partitionSize: 1000, chunkExecution });
+        await feeds.waitForFanout(add.activityId);
+        const fanout = feeds.handle(add.activityId);
+        await save(`fanout-partitioned-${chunkExecution}`, fanout);
+        await save(`fanout-partition-low-1-${chunkExecution}`, temporal.client.workflow.getHandle(`${fanout.workflowId}/low/1`));
+      }
+      const small = uniqueName('recrs');
+      await seedFollowers(db, small, 300, { prefix: `${small}-f`, activeEvery: 3 });
+      const one = await feeds.addActivity({ id: `${small}-a`, actor: small, verb: 'pin', object: 'p' }, { chunkExecution: 'activity' });
+      await feeds.waitForFanout(one.activityId);
+      await save('fanout-one-page-activity-tasks', feeds.handle(one.activityId));
+    });
+  });
+
   it('follow: follow, unfollow and follow again of one pair, with backfill and a notification', async () => {
     const db = mongo.db;
     const queues = testQueues(uniqueName('recf'));

@@ -49,6 +49,10 @@ describe('replaying recorded histories with the current workflow code', () => {
     expect(files.filter((f) => f.startsWith('follow-continue-as-new.run')).length).toBeGreaterThanOrEqual(2);
     // Passes that flush every 128 chunks and read chunk outcomes at flushes, with a FAILED marker.
     expect(files).toEqual(expect.arrayContaining(['fanout-pass-low-by-count.json', 'fanout-pass-high-by-count.json', 'fanout-inline-failed-marker.json']));
+    // Partitioned fanouts in both chunk shapes, and a one-page fanout written as activity tasks.
+    expect(files).toEqual(
+      expect.arrayContaining(['fanout-partitioned-activity.json', 'fanout-partitioned-local.json', 'fanout-partition-low-1-activity.json', 'fanout-one-page-activity-tasks.json']),
+    );
     // A long follow run recorded by the code before its continue-as-new patch: it must still replay.
     expect(files).toContain('follow-long.json');
   });
