@@ -1,16 +1,18 @@
 /**
- * `npm run bench [-- --followers N] [--page-size P] [--chunk-size C] [--in-flight F] [--store mongodb|ferretdb]
- *  [--stream-rate R] [--no-stream]`
+ * `npm run bench [-- --followers N] [--page-size P] [--chunk-size C] [--in-flight F] [--partition-size S]
+ *  [--store mongodb|ferretdb] [--stream-rate R] [--no-stream]`
  *
  * Fans one activity out to N followers (default 100,000; 1 in 4 active) on a local stack, then
  * removes it again, and prints for each phase the CPU time per 1,000 feed entries (the headline:
  * every process this script started, plus itself; stable from run to run), entries per second,
  * history events and the workers' peak RSS, beside baselines measured in the same run on the same
  * store:
- * - the fanout as it runs by default (a HIGH pass then a LOW pass, chunks as local activities)
- *   and as it ran before (`chunksAsActivities`: page by page, one activity task per chunk), both
- *   durable; with each, when every active follower had the entry and when all had it, seen from
- *   the acknowledged writes (HIGH-first);
+ * - the fanout as it runs by default (a HIGH pass then a LOW pass, partitioned above
+ *   `partitionSize` followers, chunks as local activities) and with `chunkExecution: 'activity'`
+ *   (the design card's shape: one activity task per chunk, taken by any worker polling the queue),
+ *   both durable; with each, when every active follower had the entry and when all had it, seen
+ *   from the acknowledged writes (HIGH-first), and what it costs in Temporal Cloud actions
+ *   (see `./actions`);
  * - the default fanout with the driver's default write concern (`w: 1`): what durability costs;
  * - the same job without Temporal: the same follower pages, the same writes: what Temporal costs;
  * - raw writes: the same entries with plain batched driver writes (same chunk size, same
@@ -25,7 +27,7 @@
 import type { WriteConcernSettings } from 'mongodb';
 import { FeedClient } from '../src/client/feed-client';
 import { FanoutOperation } from '../src/contract/constants';
-import { FANOUT_DEFAULTS, type FanoutOptions, type FanoutProgress } from '../src/contract/fanout';
+import { ChunkExecution, FANOUT_DEFAULTS, type FanoutOptions, type FanoutProgress } from '../src/contract/fanout';
 import { DURABLE_WRITE_CONCERN } from '../src/storage/durability';
 import { MongoFollowerSource } from '../src/storage/mongo-follower-source';
 import { FeedStore } from '../src/storage/feed-store';
@@ -33,6 +35,7 @@ import { insertManyIgnoringDuplicates } from '../src/storage/insert';
 import { createWorkers } from '../src/worker/workers';
 import { seedFollowers } from '../dev/seed';
 import { coresBusy, measure, type Measured, perThousand, perThousandAll, printTable } from './cpu';
+import { type ActionCount, actionsBetween, actionsFromHistories, actionsPerThousand, describeActions, settledServerActions } from './actions';
 import { arg, type BenchStack, fanoutHistory } from './stack';
 import { percentile, WriteTracker } from './tracker';
 
@@ -66,6 +69,8 @@ interface FanoutRun extends Measured {
   summary: FanoutProgress;
   allHighSeconds: number;
   allSeconds: number;
+  /** The dev server's `action` counter over the phase (undefined on a server the bench did not start). */
+  serverActions: ActionCount | undefined;
 }
 
 /** Fans one activity out to N followers and prints the figures; see the module comment. */
@@ -75,6 +80,7 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
   const pageSize = arg('page-size', FANOUT_DEFAULTS.pageSize);
   const chunkSize = arg('chunk-size', FANOUT_DEFAULTS.chunkSize);
   const maxInFlight = arg('in-flight', FANOUT_DEFAULTS.maxInFlight);
+  const partitionSize = arg('partition-size', FANOUT_DEFAULTS.partitionSize);
   const streamRate = arg('stream-rate', 2);
   const stream = !process.argv.includes('--no-stream');
   const feeds = { timeline: { trimChance: 0, fanout: true }, user: { trimChance: 0 }, raw: { trimChance: 0 }, plain: { trimChance: 0 } };
@@ -141,7 +147,7 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
     const workers = await createWorkers({ connection: nativeConnection, db, feedStore: { feeds, writeConcern: concerns[concern] }, wrapActivities: tracker.wrap });
     const running = Promise.all(workers.map((w) => w.run()));
     try {
-      return await fn(new FeedClient({ temporal, db, feeds, writeConcern: concerns[concern], fanout: { pageSize, chunkSize, maxInFlight } }));
+      return await fn(new FeedClient({ temporal, db, feeds, writeConcern: concerns[concern], fanout: { pageSize, chunkSize, maxInFlight, partitionSize } }));
     } finally {
       workers.forEach((w) => w.shutdown());
       await running;
@@ -152,6 +158,8 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
     let workflowId = '';
     let summary: FanoutProgress | undefined;
     let addedAt = 0;
+    const actionsAt = () => (stack.temporalMetrics ? settledServerActions(stack.temporalMetrics) : Promise.resolve(undefined));
+    const actionsBefore = await actionsAt();
     const m = await measure(pids, async () => {
       tracker.expect(activityId, seeded.high.length);
       const added = await client.addActivity({ id: activityId, actor: 'bench-actor', verb: 'post', object: activityId }, options);
@@ -162,9 +170,11 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
       summary = await done;
       return summary.high.entriesChanged + summary.low.entriesChanged;
     });
+    const actionsAfter = await actionsAt();
     const w = tracker.get(activityId);
     const since = (t: number | null | undefined) => (t == null ? Number.NaN : (t - addedAt) / 1000);
-    return { ...m, workflowId, summary: summary!, allHighSeconds: since(w?.allHighAt), allSeconds: since(w?.lastAt) };
+    const server = actionsBefore && actionsAfter ? actionsBetween(actionsBefore, actionsAfter) : undefined;
+    return { ...m, workflowId, summary: summary!, allHighSeconds: since(w?.allHighAt), allSeconds: since(w?.lastAt), serverActions: server };
   };
   // Warm-up (not measured): each shape once, on the workers the measured phases then use, so no
   // measured phase pays for JIT compilation, the workflow bundle or the first connections: a
@@ -172,7 +182,7 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
   // parse the bundle's source map on the first stack trace they take. A deployed worker pays
   // that once when it starts, not per fanout.
   const warmUp = async (client: FeedClient, concern: keyof typeof stores): Promise<void> => {
-    for (const [i, options] of [{}, { pageSize: 1000 }, { chunksAsActivities: true }].entries()) {
+    for (const [i, options] of [{}, { pageSize: 1000 }, { chunkExecution: ChunkExecution.ACTIVITY }].entries()) {
       await client.addActivity({ id: `warm-${concern}-${i}`, actor: 'warm-actor', verb: 'post', object: 'warm' }, options);
       await client.waitForFanout(`warm-${concern}-${i}`);
     }
@@ -190,12 +200,12 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
   const durable = await withWorkers('durable', async (client) => {
     await warmUp(client, 'durable');
     const fanout = await fanoutPhase(client, 'bench-1');
-    const legacy = await fanoutPhase(client, 'bench-legacy', { chunksAsActivities: true });
+    const activity = await fanoutPhase(client, 'bench-activity', { chunkExecution: ChunkExecution.ACTIVITY });
     // Checked outside the timing (a count scans the collection on FerretDB): every follower has
     // the entry once. The unique `_id` rules out duplicates; this rules out losses.
     const inTimelines = await stores.durable.feed('timeline').countDocuments({ activityId: 'bench-1' });
-    if (inTimelines !== followers || [fanout, legacy, fanoutW1, plain, raw, rawW1].some((m) => m.written !== followers)) {
-      throw new Error(`expected ${followers} entries everywhere: fanout wrote ${fanout.written} (timelines hold ${inTimelines}), before the passes ${legacy.written}, w:1 ${fanoutW1.written}, same job ${plain.written}, raw ${raw.written}`);
+    if (inTimelines !== followers || [fanout, activity, fanoutW1, plain, raw, rawW1].some((m) => m.written !== followers)) {
+      throw new Error(`expected ${followers} entries everywhere: fanout wrote ${fanout.written} (timelines hold ${inTimelines}), as activities ${activity.written}, w:1 ${fanoutW1.written}, same job ${plain.written}, raw ${raw.written}`);
     }
 
     // Removing the activity again: the sweep by activity id, durable.
@@ -237,18 +247,19 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
         firstHigh: posts.map((p) => since(p, tracker.get(p.id)?.firstHighAt)),
       };
     }
-    return { fanout, legacy, removal, removalId, underLoad };
+    return { fanout, activity, removal, removalId, underLoad };
   });
-  const { fanout, legacy, removal, removalId, underLoad } = durable;
+  const { fanout, activity, removal, removalId, underLoad } = durable;
 
   const historyOf = (workflowId: string) => fanoutHistory(temporal, workflowId);
   const fanoutPhases: Array<[string, FanoutRun]> = [
-    ['fanout (passes), durable', fanout],
-    ['fanout before the passes (chunksAsActivities), durable', legacy],
-    ['fanout (passes), w:1', fanoutW1],
+    ["fanout, chunks 'local' (default), durable", fanout],
+    ["fanout, chunks 'activity', durable", activity],
+    ["fanout, chunks 'local', w:1", fanoutW1],
   ];
   const phases: Array<[string, Measured]> = [...fanoutPhases, ['same job, no Temporal, durable', plain], ['raw writes, durable', raw], ['raw writes, w:1', rawW1], ['removal (sweep), durable', removal]];
   const histories = await Promise.all([...fanoutPhases.map(([, r]) => historyOf(r.workflowId)), historyOf(removalId)]);
+  const historyActions = await Promise.all(fanoutPhases.map(([, r]) => actionsFromHistories(temporal, r.workflowId)));
   const historyCells = (pick: (h: { events: number; runs: number }) => number) => [...histories.slice(0, 3).map((h) => String(pick(h))), '-', '-', '-', String(pick(histories[3]))];
   const row = (metric: string, cell: (m: Measured) => string): string[] => [metric, ...phases.map(([, m]) => cell(m))];
   const fanoutRow = (metric: string, cell: (r: FanoutRun) => string): string[] => [metric, ...fanoutPhases.map(([, r]) => cell(r)), '-', '-', '-', '-'];
@@ -270,10 +281,19 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
     ['history events (all runs)', ...historyCells((h) => h.events)],
     ['workflow runs', ...historyCells((h) => h.runs)],
     fanoutRow('failed chunks', (r) => String(r.summary.high.chunksFailed + r.summary.low.chunksFailed)),
+    // What Temporal Cloud bills: counted from the histories, and by the server itself.
+    ['**Temporal Cloud actions / 1,000 entries (histories)**', ...historyActions.map((a, i) => `**${actionsPerThousand(a, fanoutPhases[i][1].written)}**`), '-', '-', '-', '-'],
+    fanoutRow('actions / 1,000 entries (server `action` counter)', (r) => (r.serverActions ? actionsPerThousand(r.serverActions, r.written) : '-')),
   ]);
+  for (const [i, [name, r]] of fanoutPhases.entries()) {
+    console.log(`actions, ${name}: ${historyActions[i].total} from the histories (${describeActions(historyActions[i])})`);
+    if (r.serverActions) console.log(`  server counter: ${r.serverActions.total} (${describeActions(r.serverActions)})`);
+  }
   const cpuAll = (m: Measured) => Number(perThousandAll(m.cpu, m.written));
-  console.log(`\nheadline: fanout ${cpuAll(fanout)} ms CPU per 1,000 entries (durable), ${cpuAll(legacy)} before the passes; ${fanout.rate.toFixed(0)} vs ${legacy.rate.toFixed(0)} entries/s`);
-  console.log(`HIGH first: every active follower ${s(fanout.allHighSeconds)} s after addActivity, everyone ${s(fanout.allSeconds)} s: ${((100 * fanout.allHighSeconds) / fanout.allSeconds).toFixed(0)}% (before the passes: ${((100 * legacy.allHighSeconds) / legacy.allSeconds).toFixed(0)}%)`);
+  const perMillion = (i: number) => ((1e6 * historyActions[i].total) / fanoutPhases[i][1].written).toFixed(0);
+  console.log(`\nheadline: fanout ${cpuAll(fanout)} ms CPU per 1,000 entries (durable, chunks 'local'), ${cpuAll(activity)} with chunks 'activity'; ${fanout.rate.toFixed(0)} vs ${activity.rate.toFixed(0)} entries/s`);
+  console.log(`Temporal Cloud actions per million entries: ${perMillion(0)} chunks 'local', ${perMillion(1)} chunks 'activity'`);
+  console.log(`HIGH first: every active follower ${s(fanout.allHighSeconds)} s after addActivity, everyone ${s(fanout.allSeconds)} s: ${((100 * fanout.allHighSeconds) / fanout.allSeconds).toFixed(0)}% (chunks 'activity': ${((100 * activity.allHighSeconds) / activity.allSeconds).toFixed(0)}%)`);
   console.log(`durability costs the fanout ${(cpuAll(fanout) - cpuAll(fanoutW1)).toFixed(0)} ms CPU per 1,000 entries and ${(100 * (1 - fanout.rate / fanoutW1.rate)).toFixed(0)}% of its entries/s (raw writes: ${(100 * (1 - raw.rate / rawW1.rate)).toFixed(0)}%)`);
   console.log(`fanout / same job without Temporal: ${(fanout.rate / plain.rate).toFixed(2)} of the entries/s, ${(cpuAll(fanout) / cpuAll(plain)).toFixed(1)}x the CPU per entry; / raw writes: ${(cpuAll(fanout) / cpuAll(raw)).toFixed(1)}x`);
   if (underLoad) {

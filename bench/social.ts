@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --workload social [--users U] [--accounts A] [--rate R] [--seconds S] [--concurrency C] [--chunks-as-activities]`
+ * `npm run bench -- --workload social [--users U] [--accounts A] [--rate R] [--seconds S] [--concurrency C] [--chunk-execution local|activity]`
  *
  * What an app runs: many small fanouts and a few huge ones. A generated graph of A accounts
  * (default 120,000; 1 in 4 active) of which U (default 20,000) post, with a power-law follower
@@ -11,18 +11,20 @@
  * default 20 for 30), then as fast as possible (C fanouts in flight, default 100, for S seconds).
  * For each: posts per second completed, entries per second, CPU per 1,000 entries (all-in and
  * per process), the time from `addActivity` returning until the first and until every active
- * follower has the post (p50 / p95 / max, from the acknowledged writes), and history events per
- * post (a sample of 50, passes included). `--chunks-as-activities` runs every fanout the way they
- * ran before the passes and inline one-page fanouts (`chunksAsActivities`), to compare.
+ * follower has the post (p50 / p95 / max, from the acknowledged writes), history events and
+ * Temporal Cloud actions per post (from the histories of a sample of 50, passes included, and
+ * from the server's `action` counter over the phase). `--chunk-execution activity` runs every
+ * fanout with `chunkExecution: 'activity'` (one activity task per chunk), to compare.
  * @module
  */
 import { FeedClient } from '../src/client/feed-client';
-import type { FanoutProgress } from '../src/contract/fanout';
+import { type ChunkExecution, checkChunkExecution, type FanoutProgress } from '../src/contract/fanout';
 import { FollowStore } from '../src/storage/follow-store';
 import { FeedStore } from '../src/storage/feed-store';
 import { createWorkers } from '../src/worker/workers';
+import { type ActionCount, actionsBetween, actionsFromHistories, settledServerActions } from './actions';
 import { measure, type Measured, perThousand, perThousandAll, printTable } from './cpu';
-import { arg, type BenchStack, fanoutHistory } from './stack';
+import { arg, type BenchStack, fanoutHistory, textArg } from './stack';
 import { percentile, WriteTracker } from './tracker';
 
 /** A seeded generator (mulberry32): the same posts every run. */
@@ -55,6 +57,8 @@ interface PostPhase extends Measured {
   /** Entries per post, and seconds from `addActivity` to the first / every active follower. */
   firstHigh: number[];
   allHigh: number[];
+  /** The dev server's `action` counter over the phase (undefined on a server the bench did not start). */
+  serverActions: ActionCount | undefined;
 }
 
 /** Runs the social workload and prints the figures; see the module comment. */
@@ -110,8 +114,8 @@ export async function socialBench(stack: BenchStack): Promise<void> {
   const tracker = new WriteTracker((id) => isActive(Number(id.slice(1))));
   const workers = await createWorkers({ connection: nativeConnection, db, feedStore: { feeds }, wrapActivities: tracker.wrap });
   const running = Promise.all(workers.map((w) => w.run()));
-  const legacy = process.argv.includes('--chunks-as-activities');
-  const client = new FeedClient({ temporal, db, feeds, fanout: { chunksAsActivities: legacy } });
+  const chunkExecution: ChunkExecution = checkChunkExecution('--chunk-execution', textArg('chunk-execution'), false);
+  const client = new FeedClient({ temporal, db, feeds, fanout: { chunkExecution } });
   const pick = random(42);
   let seq = 0;
   const post = async (phase: string): Promise<Post> => {
@@ -124,16 +128,20 @@ export async function socialBench(stack: BenchStack): Promise<void> {
   const finish = async (posts: Post[]): Promise<number> => (await Promise.all(posts.map((p) => p.done))).reduce((n, s) => n + s.high.entriesChanged + s.low.entriesChanged, 0);
   const phase = async (run: (posts: Post[]) => Promise<void>): Promise<PostPhase> => {
     const posts: Post[] = [];
+    const actionsAt = () => (stack.temporalMetrics ? settledServerActions(stack.temporalMetrics) : Promise.resolve(undefined));
+    const actionsBefore = await actionsAt();
     const m = await measure(pids, async () => {
       await run(posts);
       return finish(posts);
     });
+    const actionsAfter = await actionsAt();
     const since = (p: Post, t: number | null | undefined) => (t == null ? Number.NaN : (t - p.addedAt) / 1000);
     return {
       ...m,
       posts,
       firstHigh: posts.map((p) => since(p, tracker.get(p.id)?.firstHighAt)).filter((x) => !Number.isNaN(x)),
       allHigh: posts.map((p) => since(p, tracker.get(p.id)?.allHighAt)).filter((x) => !Number.isNaN(x)),
+      serverActions: actionsBefore && actionsAfter ? actionsBetween(actionsBefore, actionsAfter) : undefined,
     };
   };
   try {
@@ -164,15 +172,18 @@ export async function socialBench(stack: BenchStack): Promise<void> {
 
     const phases: Array<[string, PostPhase]> = [[`fixed rate, ${rate} posts/s offered`, fixed], [`as fast as possible, ${concurrency} in flight`, fast]];
     const historyPerPost: string[] = [];
+    const actionsPerPost: string[] = [];
     for (const [, ph] of phases) {
       const sample = ph.posts.filter((_, i) => i % Math.max(1, Math.floor(ph.posts.length / 50)) === 0).slice(0, 50);
       const hs = await Promise.all(sample.map((p) => fanoutHistory(temporal, p.workflowId)));
+      const as = await Promise.all(sample.map((p) => actionsFromHistories(temporal, p.workflowId)));
       const followersInSample = sample.reduce((n, p) => n + followerCount(p.poster), 0);
       historyPerPost.push(`${(hs.reduce((n, h) => n + h.events, 0) / sample.length).toFixed(1)} (${followersInSample / sample.length} followers on average)`);
+      actionsPerPost.push((as.reduce((n, a) => n + a.total, 0) / sample.length).toFixed(2));
     }
     const ms = (x: number) => (Number.isNaN(x) ? '-' : (x * 1000).toFixed(0));
     const row = (metric: string, cell: (p: PostPhase) => string) => [metric, ...phases.map(([, p]) => cell(p))];
-    console.log(`\nsocial: ${accounts} accounts, ${users} posters, ${edges} edges, store ${stack.storeName}${legacy ? ', chunksAsActivities (before the passes)' : ''}`);
+    console.log(`\nsocial: ${accounts} accounts, ${users} posters, ${edges} edges, store ${stack.storeName}, chunks '${chunkExecution}'`);
     printTable(['metric', ...phases.map(([name]) => name)], [
       row('**CPU ms / 1,000 entries, all-in**', (p) => `**${perThousandAll(p.cpu, p.written)}**`),
       ...Object.keys(fixed.cpu).map((name) => row(`CPU ms / 1,000 entries: ${name}`, (p) => perThousand(p.cpu, name, p.written))),
@@ -185,6 +196,8 @@ export async function socialBench(stack: BenchStack): Promise<void> {
       row('addActivity -> every active follower, p50 / p95 / max (ms)', (p) => `${ms(percentile(p.allHigh, 50))} / ${ms(percentile(p.allHigh, 95))} / ${ms(Math.max(...p.allHigh))}`),
       row('RSS of this process at start / peak (MB)', (p) => `${p.startRssMb.toFixed(0)} / ${p.peakRssMb.toFixed(0)}`),
       ['history events per post (sample of 50)', ...historyPerPost],
+      ['**Temporal Cloud actions per post (histories, sample of 50)**', ...actionsPerPost.map((a) => `**${a}**`)],
+      row('actions per post (server `action` counter, whole phase)', (p) => (p.serverActions ? (p.serverActions.total / p.posts.length).toFixed(2) : '-')),
     ]);
   } finally {
     workers.forEach((w) => w.shutdown());

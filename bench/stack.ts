@@ -20,6 +20,8 @@ export interface BenchStack {
   /** What the store is, for the report. */
   storeName: string;
   temporalAddress: string;
+  /** The started dev server's Prometheus endpoint (its `action` counter); unset for a server given by TEMPORAL_ADDRESS. */
+  temporalMetrics: string | undefined;
   mongodbUri: string;
   db: Db;
   temporal: Client;
@@ -57,10 +59,12 @@ export async function startBenchStack(): Promise<BenchStack> {
   };
   try {
     let temporalAddress = process.env.TEMPORAL_ADDRESS;
+    let temporalMetrics: string | undefined;
     if (!temporalAddress) {
       const server = await startTemporalDevServer({ logFile: path.join(dir, 'temporal.log'), cli: tools.temporalCli, dbFile: path.join(dir, 'temporal.db'), sqlitePragmas: ['journal_mode=wal', 'synchronous=normal'] });
       servers.push(server);
       temporalAddress = server.address;
+      temporalMetrics = server.metricsAddress;
       pids.temporal = server.process.pid;
     }
     let mongodbUri = process.env.MONGODB_URI;
@@ -80,6 +84,7 @@ export async function startBenchStack(): Promise<BenchStack> {
       pids,
       storeName,
       temporalAddress,
+      temporalMetrics,
       mongodbUri: mongodbUri!,
       db,
       temporal: new Client({ connection }),
@@ -98,10 +103,10 @@ export async function startBenchStack(): Promise<BenchStack> {
   }
 }
 
-/** History events and runs of a fanout, its passes (named after it) included. */
+/** History events and runs of a fanout, its passes and partitions (named after it) included. */
 export async function fanoutHistory(temporal: Client, workflowId: string): Promise<{ events: number; runs: number }> {
   const h = { events: 0, runs: 0 };
-  const query = `WorkflowId = '${workflowId}' OR WorkflowId = '${workflowId}/high' OR WorkflowId = '${workflowId}/low'`;
+  const query = `WorkflowId = '${workflowId}' OR WorkflowId STARTS_WITH '${workflowId}/'`;
   for await (const run of temporal.workflow.list({ query })) {
     h.runs++;
     h.events += run.historyLength;

@@ -121,6 +121,8 @@ export interface ManagedServer {
   /** How to reach it: `host:port` for Temporal, a `mongodb://` URI for FerretDB. */
   address: string;
   process: ChildProcess;
+  /** `host:port` of its Prometheus metrics, where it serves them (the Temporal dev server). */
+  metricsAddress?: string;
   /** Stops the process (SIGTERM, then SIGKILL after 10 s) and waits for it to exit. */
   stop(): Promise<void>;
 }
@@ -191,7 +193,8 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   if (options.uiPort == null) args.push('--headless');
   else args.push('--ui-port', String(options.uiPort));
   // Metrics would take a fixed port and clash between parallel servers.
-  args.push('--metrics-port', String(await freePort()));
+  const metricsPort = await freePort();
+  args.push('--metrics-port', String(metricsPort));
   const cli = options.cli ?? ensureTools().temporalCli;
   const child = spawnServer('Temporal dev server', cli, args, options.logFile);
   const address = `127.0.0.1:${port}`;
@@ -204,7 +207,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
       await conn.close();
     }
   }, 60_000);
-  return { name: 'Temporal dev server', address, process: child, stop: stopper(child) };
+  return { name: 'Temporal dev server', address, metricsAddress: `127.0.0.1:${metricsPort}`, process: child, stop: stopper(child) };
 }
 
 /** Options of {@link startFerretDb}, {@link startMongod} and {@link startStore}. */
