@@ -14,6 +14,7 @@ import { checkEpochMs, checkFeedTypes, checkId, checkIdList, checkInt, checkKeys
 import type { FeedStore, FeedWriteResult } from '../src/storage/feed-store';
 import { failFastOnBadInput } from './failures';
 import { withHeartbeats } from './heartbeat';
+import { StoreBreaker } from './store-breaker';
 
 /** What the fanout activities need. */
 export interface FanoutActivityDeps {
@@ -21,6 +22,8 @@ export interface FanoutActivityDeps {
   store: FeedStore;
   /** Where followers come from, grouped by priority. */
   followers: FollowerSource;
+  /** Fails store calls at once while the store is known to be down. @default a new one per call of `createFanoutActivities` */
+  breaker?: StoreBreaker;
 }
 
 /** Input of `getFollowerPage`. */
@@ -118,7 +121,7 @@ export interface ChunkFailedInput {
 }
 
 /** Creates the fanout activities bound to their dependencies. */
-export function createFanoutActivities({ store, followers }: FanoutActivityDeps) {
+export function createFanoutActivities({ store, followers, breaker = new StoreBreaker() }: FanoutActivityDeps) {
   const liveness = new ActivityLiveness(store);
   const feedTypesOf = (raw: unknown): string[] => {
     const feedTypes = raw === undefined ? store.fanoutFeedTypes : checkFeedTypes('input.feedTypes', raw);
@@ -171,7 +174,7 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
         const skipActivity = skip && checkId('input.skipWritten.activityId', skip.activityId);
         const skipFeedType = skip && checkFeedTypes('input.skipWritten.feedType', [skip.feedType])[0];
         if (skipFeedType !== undefined) store.config(skipFeedType, 'input.skipWritten.feedType');
-        return withHeartbeats(async () => {
+        return breaker.run(() => withHeartbeats(async () => {
           const page = await followers.getFollowerPage({ ...request, activeUntil });
           const [ids, others] = input.priority === 'high' ? [page.high, page.low] : [page.low, page.high];
           if (input.priority === 'high' || !skipActivity || !skipFeedType || !page.recent?.length) return { ids, others: others.length, nextCursor: page.nextCursor };
@@ -179,7 +182,7 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
           const written = await store.ownersHolding(skipFeedType, page.recent, skipActivity);
           const kept = written.size ? ids.filter((id) => !written.has(id)) : ids;
           return { ids: kept, others: others.length, nextCursor: page.nextCursor, alreadyWritten: ids.length - kept.length };
-        });
+        }));
       });
     },
 
@@ -234,7 +237,7 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
         const { metricMeter, info } = Context.current();
         // Removed while this fanout ran (the client marks it first, then cancels the fanout): write
         // nothing more. Checked per chunk, so a removal stops the writes within the chunks in flight.
-        if (time && !(await liveness.isLive(activityId))) {
+        if (time && !(await breaker.run(() => liveness.isLive(activityId)))) {
           throw ApplicationFailure.create({
             type: ACTIVITY_REMOVED_FAILURE_TYPE,
             nonRetryable: true,
@@ -243,7 +246,7 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
         }
         const started = Date.now();
         const entries = metricMeter.createCounter(time ? Metric.ENTRIES_WRITTEN : Metric.ENTRIES_REMOVED, 'entries');
-        const total = await withHeartbeats(async (signal) => {
+        const total = await breaker.run(() => withHeartbeats(async (signal) => {
           const sum: FeedWriteResult = { changed: 0, unchanged: 0, trimmed: 0 };
           for (const feedType of feedTypes) {
             if (signal.aborted) throw new CancelledFailure(`chunk write stopped before feed type ${feedType}: ${String(signal.reason)}`);
@@ -257,7 +260,7 @@ export function createFanoutActivities({ store, followers }: FanoutActivityDeps)
             sum.trimmed += res.trimmed;
           }
           return sum;
-        });
+        }));
         metricMeter.createHistogram(Metric.CHUNK_DURATION, 'int', 'ms').record(Date.now() - started, { operation });
         metricMeter.createHistogram(Metric.CHUNK_ATTEMPT).record(info.attempt);
         if (time && total.unchanged > 0) log.debug('feed entries already present (earlier attempt)', { activityId, feedTypes, unchanged: total.unchanged });

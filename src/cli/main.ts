@@ -15,7 +15,7 @@ import { settingsFromEnv } from '../config/settings';
 import { connectClient } from '../config/connect';
 import { FanoutError, ValidationError } from '../contract/errors';
 import { FanoutOperation } from '../contract/constants';
-import type { FanoutProgress } from '../contract/fanout';
+import { describeRetry, type FanoutProgress } from '../contract/fanout';
 import { checkTaskQueue } from '../contract/validation';
 import { PREBUILT_BUNDLE_PATH, writeWorkflowBundle } from '../worker/bundle';
 import type { LogFormat } from '../worker/logging';
@@ -71,6 +71,7 @@ function describeProgress(p: Partial<FanoutProgress>): string {
     pr('HIGH', p.high),
     pr('LOW ', p.low),
     ...(p.stalled ? [`  STALLED: ${p.stalled}`] : []),
+    ...(p.retrying && typeof p.retrying === 'object' ? [`  RETRYING: ${describeRetry(p.retrying)}`] : []),
     ...failures.slice(0, 5).map((f) => `  failed ${f?.priority ?? '?'} chunk${f?.firstFollowerId ? ` from ${f.firstFollowerId}` : ''}: ${f?.message ?? '(no message)'}`),
   ].join('\n');
 }

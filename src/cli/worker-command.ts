@@ -41,6 +41,14 @@ export interface WorkerCommandOptions {
 /** How long start-up waits for MongoDB to answer before it gives up, saying why. */
 const MONGODB_STARTUP_TIMEOUT_MS = 5000;
 
+/**
+ * How long a store call waits for a server to answer once the store is down, unless the URI says
+ * otherwise: a fanout notices an outage after the first such wait (see `StoreBreaker`), so the
+ * driver's default of 30 s would keep its retries out of sight that long. A replica set's election
+ * (about 11 s on the local cluster) may fail a few calls on the way; they are retried.
+ */
+const MONGODB_SERVER_SELECTION_TIMEOUT_MS = 10_000;
+
 /** Runs the worker command until a shutdown signal; resolves once every worker has stopped. */
 export async function runWorkerCommand(options: WorkerCommandOptions): Promise<void> {
   const started = Date.now();
@@ -76,7 +84,10 @@ export async function runWorkerCommand(options: WorkerCommandOptions): Promise<v
   const cleanup: Array<{ what: string; close: () => Promise<void> }> = [];
   let failure: { error: unknown } | undefined;
   try {
-    const mongo = await MongoClient.connect(settings.mongodbUri);
+    const mongo = await MongoClient.connect(
+      settings.mongodbUri,
+      /serverSelectionTimeoutMS=/i.test(settings.mongodbUri) ? {} : { serverSelectionTimeoutMS: MONGODB_SERVER_SELECTION_TIMEOUT_MS },
+    );
     cleanup.push({ what: 'the MongoDB client', close: () => mongo.close() });
     const db = mongo.db(settings.database);
     await new FeedStore(db, { feeds: settings.feeds }).ensureIndexes();

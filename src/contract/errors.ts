@@ -41,6 +41,13 @@ export class ConfigurationError extends FanoutError {}
 /** A feed-store operation failed at run time. The driver's error is the `cause`. */
 export class StoreError extends FanoutError {}
 
+/**
+ * The store could not be reached (no server to select, connection refused or closed), and this
+ * worker did not try again yet: it failed moments ago. Retryable: the fanout waits and probes
+ * until the store answers again.
+ */
+export class StoreUnavailableError extends StoreError {}
+
 /** A local server could not be started or did not become ready. */
 export class LocalStackError extends FanoutError {}
 

@@ -7,7 +7,7 @@
 import { defineSignal } from '@temporalio/workflow';
 import { Limits, type Priority } from './constants';
 import { ValidationError } from './errors';
-import { type ChunkFailure, MAX_LISTED_FAILURES, type PriorityProgress } from './fanout-progress';
+import { type ChunkFailure, MAX_LISTED_FAILURES, type PriorityProgress, type RetryStatus } from './fanout-progress';
 import { type ChunkExecution, checkChunkExecution, checkFailure, checkPriorityProgress } from './fanout';
 import { checkBoolean, checkCount, checkEpochMs, checkFeedTypes, checkId, checkInt, checkKeys, checkText } from './validation';
 
@@ -42,6 +42,8 @@ export interface PassProgress {
   activityRemoved?: boolean;
   /** The partition this pass writes (0-based; absent: the pass of an unpartitioned fanout). */
   partition?: number;
+  /** Set while this pass retries work that keeps failing (see {@link RetryStatus}). */
+  retrying?: RetryStatus | null;
 }
 
 /** A range of follower ids one partition of a pass walks: from `from` (inclusive) up to `until` (exclusive). */
@@ -162,6 +164,7 @@ function checkPartition(f: string, raw: unknown): PartitionRange {
 export function validatePassProgress(f: string, raw: unknown, priority?: PassPriority): PassProgress {
   const p = checkKeys(f, raw, [
     'priority', 'pagesRead', 'followersSeen', 'counters', 'continuedAsNew', 'failures', 'abortReason', 'servedMs', 'done', 'alreadyWritten', 'activityRemoved', 'partition',
+    'retrying',
   ]);
   if (p.priority !== 'high' && p.priority !== 'low') throw new ValidationError(`${f}.priority`, 'must be "high" or "low"');
   if (priority !== undefined && p.priority !== priority) throw new ValidationError(`${f}.priority`, `must be the pass's priority "${priority}"`);
@@ -182,5 +185,19 @@ export function validatePassProgress(f: string, raw: unknown, priority?: PassPri
     ...(p.alreadyWritten === undefined ? {} : { alreadyWritten: checkCount(`${f}.alreadyWritten`, p.alreadyWritten) }),
     ...(p.activityRemoved === undefined ? {} : { activityRemoved: checkBoolean(`${f}.activityRemoved`, p.activityRemoved) }),
     ...(p.partition === undefined ? {} : { partition: checkInt(`${f}.partition`, p.partition, 0, 63) }),
+    ...(p.retrying === undefined ? {} : { retrying: p.retrying === null ? null : checkRetryStatus(`${f}.retrying`, p.retrying) }),
+  };
+}
+
+/** Checks a {@link RetryStatus}. */
+export function checkRetryStatus(f: string, raw: unknown): RetryStatus {
+  const r = checkKeys(f, raw, ['what', 'waiting', 'attempts', 'lastError', 'since', 'probeStartedAt']);
+  return {
+    what: checkText(`${f}.what`, r.what, 500),
+    waiting: checkCount(`${f}.waiting`, r.waiting),
+    attempts: checkCount(`${f}.attempts`, r.attempts),
+    lastError: checkText(`${f}.lastError`, r.lastError, 2000),
+    since: checkEpochMs(`${f}.since`, r.since),
+    probeStartedAt: checkEpochMs(`${f}.probeStartedAt`, r.probeStartedAt),
   };
 }

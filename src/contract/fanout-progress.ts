@@ -40,6 +40,28 @@ export interface ChunkFailure {
   message: string;
 }
 
+/**
+ * Work that keeps failing with an error a retry may cure (the store unreachable, a timeout) and is
+ * being retried: what the fanout shows while it waits, so an operator sees the attempts and the
+ * error as they happen, not when the work ends. While it lasts, one chunk probes the store (an
+ * activity task, retried with a backoff of 2 s doubling to 1 min) and the others wait for it;
+ * nothing is dropped.
+ */
+export interface RetryStatus {
+  /** What keeps failing: a chunk (priority, size, follower range, page) or a page read. */
+  what: string;
+  /** Chunks waiting to be written again (the probe's included). */
+  waiting: number;
+  /** Attempts of `what` so far. */
+  attempts: number;
+  /** The latest attempt's error. */
+  lastError: string;
+  /** Epoch ms (workflow time) when this began to fail. */
+  since: number;
+  /** Epoch ms (workflow time) when the current probe began: its attempts back off from 2 s to 1 min. */
+  probeStartedAt: number;
+}
+
 /** What the `progress` query answers, and what the workflow returns when done. */
 export interface FanoutProgress {
   operation: FanoutOperation;
@@ -74,6 +96,8 @@ export interface FanoutProgress {
    * (they check before each write), and the removal cancels the run.
    */
   activityRemoved?: boolean;
+  /** Set while work keeps failing and is being retried (the pass retried longest; `waiting` summed over passes). */
+  retrying?: RetryStatus | null;
 }
 
 /** Chunk failures listed in the progress; the counters still count all of them. */

@@ -9,7 +9,7 @@
  */
 import { defineQuery } from '@temporalio/workflow';
 import { FanoutOperation, Limits, type Priority, TaskQueue } from './constants';
-import type { ChunkFailure, FanoutProgress, PriorityProgress } from './fanout-progress';
+import type { ChunkFailure, FanoutProgress, PriorityProgress, RetryStatus } from './fanout-progress';
 import { MAX_LISTED_FAILURES } from './fanout-progress';
 
 export * from './fanout-progress';
@@ -249,6 +249,16 @@ export function validateFanoutInput(raw: unknown): ResolvedFanoutInput {
   }
   if (input.continued !== undefined) resolved.continued = validateContinuation('input.continued', input.continued, resolved);
   return resolved;
+}
+
+/**
+ * What is being retried, in a sentence for the Web UI, the CLI and the stall flag: what fails,
+ * how often so far, the latest error, how many chunks wait, and since when a probe retries it.
+ */
+export function describeRetry(r: RetryStatus): string {
+  const at = (ms: number) => new Date(ms).toISOString().slice(11, 19);
+  const waiting = r.waiting > 0 ? ` ${r.waiting} chunk${r.waiting === 1 ? '' : 's'} wait to be written again;` : '';
+  return `${r.what} failed ${r.attempts} attempts since ${at(r.since)} UTC, the latest with: ${r.lastError}.${waiting} A probe retries it since ${at(r.probeStartedAt)} UTC (backing off to 1 min); the rest follow once it gets through, nothing is dropped`;
 }
 
 /**

@@ -13,6 +13,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { type Db, MongoClient } from 'mongodb';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { FeedClient } from '../../src/client/feed-client';
+import type { FanoutProgress } from '../../src/contract/fanout';
 import { ensureTools, freePort, type ManagedServer, startStore, startTemporalDevServer, type StoreKind, storeBinary } from '../../dev/local-stack';
 import { FeedType } from '../../src/contract/constants';
 import { Collections } from '../../src/storage/collections';
@@ -24,6 +25,9 @@ import { testQueues, withWorkers } from '../utils/workers';
 
 const storeKindOfSuite = inject('store');
 const killable = storeKindOfSuite === 'mongodb' || storeKindOfSuite === 'ferretdb';
+
+/** How long the outage test keeps the store down: FANOUT_OUTAGE_SECONDS=600 measures a 10-minute outage (not in CI). */
+const OUTAGE_MS = Number(process.env.FANOUT_OUTAGE_SECONDS ?? 60) * 1000;
 
 let dir: string;
 const cleanups: Array<() => Promise<void>> = [];
@@ -124,6 +128,92 @@ describe.runIf(killable).each(CHUNK_SHAPES)('chaos: processes killed mid-fanout,
     // Counted in the database: each follower exactly once (the unique _id rules out a second copy
     // in one feed; the sorted owners rule out a missing one).
     expect(await written()).toBe(total);
+    expect(await owners(db, `${actor}-a1`)).toEqual(followers.all);
+  });
+
+  it('the database is down for a while mid-fanout: the retries show while it is down, the history grows by a few events a minute, and then every follower has the entry exactly once', { timeout: OUTAGE_MS + 180_000 }, async () => {
+    const outageMs = OUTAGE_MS;
+    const kind = storeKindOfSuite as StoreKind;
+    const tools = ensureTools(kind === 'mongodb' ? { mongod: true } : { ferretdb: true });
+    const storeOptions = { port: await freePort(), dataDir: path.join(dir, `out-${chunkExecution}`), logFile: path.join(dir, `out-${chunkExecution}.log`), binary: storeBinary(tools, kind) };
+    let store: ManagedServer = await startStore(kind, storeOptions);
+    cleanups.push(() => store.stop());
+    // As the worker command connects: a store call gives up on a dead store after 10 s.
+    const mongo = await MongoClient.connect(store.address, { serverSelectionTimeoutMS: 10_000 });
+    cleanups.push(() => mongo.close());
+    const db = mongo.db('outage');
+    await new FeedStore(db).ensureIndexes();
+    const temporal = await devServer();
+    cleanups.push(() => temporal.close());
+
+    const actor = uniqueName('outage');
+    const total = 30_000; // two partitions per priority
+    const followers = await seedFollowers(db, actor, total, { prefix: `${actor}-f`, activeEvery: 4 });
+    const queues = testQueues(actor);
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, chunkExecution } });
+    const { workers, acknowledged } = await countingWorkers(temporal.nativeConnection, db, queues);
+    /** History events of the fanout and of every run named after it (its passes), from their mutable state. */
+    const events = async (workflowId: string): Promise<number> => {
+      let n = 0;
+      for await (const run of temporal.client.workflow.list({ query: `WorkflowId = '${workflowId}' OR WorkflowId STARTS_WITH '${workflowId}/'` })) {
+        if (run.status.name === 'RUNNING') n += (await temporal.client.workflow.getHandle(run.workflowId, run.runId).describe()).historyLength;
+      }
+      return n;
+    };
+
+    const summary = await withWorkers(workers, async () => {
+      const { activityId, workflowId } = await feeds.addActivity({ id: `${actor}-a1`, actor, verb: 'pin', object: 'p1' });
+      await until(acknowledged, total * 0.3);
+      await kill(store.process);
+      const killedAt = Date.now();
+      const atKill = await acknowledged();
+      // What an operator sees meanwhile: what fails, how often, the error. And how the history grows
+      // once the passes probe (before, the chunks in flight and those dispatched before a pass's
+      // next flush fail, a marker or three events each, once per outage).
+      let shown: { after: number; progress: FanoutProgress; details: string } | undefined;
+      let from = { at: 0, events: 0 };
+      while (Date.now() < killedAt + outageMs) {
+        const progress = await feeds.getProgress(activityId);
+        if (progress.retrying && !shown) {
+          const details = (await feeds.handle(activityId).query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails ?? '';
+          shown = { after: Date.now() - killedAt, progress, details };
+        }
+        // From 15 s after that (by then every pass has failed its chunks in flight and probes), or
+        // 30 s after the kill if the retries do not show.
+        if (!from.at && Date.now() - killedAt >= (shown ? shown.after + 15_000 : 30_000)) from = { at: Date.now(), events: await events(workflowId) };
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const to = { at: Date.now(), events: await events(workflowId) };
+      const perMinute = ((to.events - from.events) * 60_000) / (to.at - from.at);
+      const last = await feeds.getProgress(activityId);
+      console.log(
+        `outage (${chunkExecution}): killed at ${atKill} of ${total} entries; ` +
+          `${to.events - from.events} history events in the ${((to.at - from.at) / 1000).toFixed(0)} s before the restart (${perMinute.toFixed(1)} a minute, all runs); ` +
+          (shown
+            ? `retries shown ${(shown.after / 1000).toFixed(1)} s after the kill (${shown.progress.retrying!.attempts} attempts: ${shown.progress.retrying!.lastError.slice(0, 120)}); ` +
+              `${last.retrying?.attempts ?? '?'} attempts by the restart, ${last.retrying?.waiting ?? '?'} chunks waiting`
+            : 'retries never shown'),
+      );
+      expect(shown, 'retries shown while the store is down').toBeDefined();
+      const retrying = shown!.progress.retrying!;
+      expect(retrying.attempts).toBeGreaterThanOrEqual(2);
+      expect(retrying.lastError).not.toBe('');
+      expect(retrying.what).toMatch(/followers/);
+      expect(shown!.details).toContain('attempts since');
+      // Two passes holding their workflow tasks open would add 150 events a minute (a heartbeat, 3
+      // events, every 2.4 s each) to the fanout's 20 or so; probing adds a few per probe (about 100
+      // a minute in the first minute, a few later).
+      expect(perMinute).toBeLessThan(140);
+      const restartedAt = Date.now();
+      store = await startStore(kind, storeOptions);
+      const result = await feeds.waitForFanout(activityId);
+      console.log(`outage (${chunkExecution}): done ${((Date.now() - restartedAt) / 1000).toFixed(1)} s after the store's restart`);
+      return result;
+    });
+
+    expect(summary).toMatchObject({ done: true, followersSeen: total, failures: [] });
+    expect(summary.retrying).toBeUndefined();
+    expect(summary.high.chunksFailed + summary.low.chunksFailed).toBe(0);
     expect(await owners(db, `${actor}-a1`)).toEqual(followers.all);
   });
 

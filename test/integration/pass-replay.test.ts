@@ -8,14 +8,14 @@
 import { Worker } from '@temporalio/worker';
 import type { Db } from 'mongodb';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
-import type { WriteFeedChunkInput } from '../../activities';
+import type { GetFollowerPagePartInput, WriteFeedChunkInput } from '../../activities';
 import { FeedClient } from '../../src/client';
 import { FanoutFailedError } from '../../src/contract/errors';
 import { Collections } from '../../src/storage/collections';
 import { FeedStore } from '../../src/storage/feed-store';
 import { seedFollowers } from '../../dev/seed';
 import { devServer, freshDb, uniqueName, workflowBundle } from '../utils/env';
-import { fanoutWorkers } from '../utils/fanout';
+import { CHUNK_SHAPES, fanoutWorkers, timelineOwners } from '../utils/fanout';
 import { testQueues, withWorkers } from '../utils/workers';
 
 let temporal: Awaited<ReturnType<typeof devServer>>;
@@ -99,5 +99,63 @@ describe('a pass replays whatever order its chunks finished in', () => {
     const failedMarkers = (history.events ?? []).filter((e) => e.markerRecordedEventAttributes && e.userMetadata?.summary && converter.fromPayload<string>(e.userMetadata.summary).startsWith('FAILED: '));
     expect(failedMarkers).toHaveLength(1);
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, fanoutId);
+  });
+});
+
+describe.each(CHUNK_SHAPES)('a pass that takes its retries over, chunks as $chunkExecution', ({ chunkExecution }) => {
+  it('chunk writes and a page read failing with retryable errors: probed, written once each, shown while retried, and replayed', async () => {
+    const actor = uniqueName('prr');
+    const queues = testQueues(actor);
+    const followers = await seedFollowers(db, actor, 3_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    // Every 20th chunk fails its first 3 attempts (the pass gives 2, then a probe takes it over);
+    // the LOW pass's second page read fails 3 times. Chunks end in random order.
+    const failures = new Map<string, number>();
+    const failFirst = (key: string, times: number): void => {
+      const n = failures.get(key) ?? 0;
+      failures.set(key, n + 1);
+      if (n < times) throw new Error(`injected: store hiccup (${key}, attempt ${n + 1})`);
+    };
+    let chunks = 0;
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        await new Promise((r) => setTimeout(r, Math.random() * 20));
+        if (!failures.has(input.followerIds[0]) && chunks++ % 20 === 7) failures.set(input.followerIds[0], 0);
+        if (failures.has(input.followerIds[0])) failFirst(input.followerIds[0], 3);
+        return a.writeFeedChunk(input);
+      },
+      async getFollowerPagePart(input: GetFollowerPagePartInput) {
+        if (input.priority === 'low' && input.cursor !== null && (failures.get('read') ?? 0) < 4) failFirst('read', 3);
+        return a.getFollowerPagePart(input);
+      },
+    }));
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, chunkExecution } });
+    let seen = 0;
+    const summary = await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'pin', object: 'p' }, { pageSize: 500, chunkSize: 10, maxInFlight: 8 });
+      const done = feeds.waitForFanout(activityId);
+      let finished = false;
+      void done.finally(() => (finished = true));
+      while (!finished) {
+        const p = await feeds.getProgress(activityId).catch(() => undefined);
+        if (p?.retrying) seen++;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      return done;
+    });
+    expect(summary).toMatchObject({ done: true, followersSeen: 3_000, failures: [] });
+    expect(summary.high.chunksFailed + summary.low.chunksFailed).toBe(0);
+    expect(summary.retrying).toBeUndefined();
+    expect(seen, 'progress showed the retries while they ran').toBeGreaterThan(0);
+    expect(failures.get('read')).toBe(4);
+    expect(await timelineOwners(db, `${actor}-a`)).toEqual(followers.all);
+    for (const priority of ['high', 'low']) {
+      const workflowId = `fanout-add-${actor}-a/${priority}`;
+      const history = await temporal.client.workflow.getHandle(workflowId).fetchHistory();
+      // Probes are activity tasks in either shape.
+      const probes = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.retryPolicy?.maximumAttempts === 4).length;
+      console.log(`retries taken over (${chunkExecution}), ${priority} pass: ${history.events?.length} events, ${probes} probes`);
+      expect(probes).toBeGreaterThan(0);
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
+    }
   });
 });

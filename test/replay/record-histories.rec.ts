@@ -138,6 +138,44 @@ describe('record histories', () => {
     });
   });
 
+  // Recorded after passes took their retries over (patch pass-probe-retries): chunk writes and a
+  // page read failing with retryable errors, probed by activity tasks, in both chunk shapes.
+  it('passes that probe: chunk writes and a page read failing a few times, in both chunk shapes', async () => {
+    const db = mongo.db;
+    const actor = uniqueName('recp');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 2000, { prefix: `${actor}-f`, activeEvery: 3 });
+    const failures = new Map<string, number>();
+    const failFirst = (key: string, times: number): void => {
+      const n = failures.get(key) ?? 0;
+      failures.set(key, n + 1);
+      if (n < times) throw new Error(`injected: store hiccup (${key}, attempt ${n + 1})`);
+    };
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low } });
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues, (a) => ({
+      async writeFeedChunk(input) {
+        // The 5th follower's chunk of each activity fails 3 times (the pass gives 2, a probe the rest).
+        if (input.followerIds.some((id) => id.endsWith('f000005'))) failFirst(`${input.activityId}/chunk`, 3);
+        return a.writeFeedChunk(input);
+      },
+      async getFollowerPagePart(input) {
+        if (input.priority === 'low' && input.cursor !== null && (failures.get(`${input.userId}/read`) ?? 0) < 4) failFirst(`${input.userId}/read`, 3);
+        return a.getFollowerPagePart(input);
+      },
+    }));
+    await withWorkers(workers, async () => {
+      for (const chunkExecution of ['local', 'activity'] as const) {
+        failures.delete(`${actor}/read`);
+        const add = await feeds.addActivity({ id: `${actor}-${chunkExecution}`, actor, verb: 'pin', object: chunkExecution }, { pageSize: 500, chunkSize: 50, chunkExecution });
+        await feeds.waitForFanout(add.activityId);
+        const fanout = feeds.handle(add.activityId);
+        await save(`fanout-probing-${chunkExecution}`, fanout);
+        await save(`fanout-pass-high-probing-${chunkExecution}`, temporal.client.workflow.getHandle(`${fanout.workflowId}/high`));
+        await save(`fanout-pass-low-probing-${chunkExecution}`, temporal.client.workflow.getHandle(`${fanout.workflowId}/low`));
+      }
+    });
+  });
+
   it('follow: follow, unfollow and follow again of one pair, with backfill and a notification', async () => {
     const db = mongo.db;
     const queues = testQueues(uniqueName('recf'));

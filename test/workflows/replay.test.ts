@@ -53,6 +53,8 @@ describe('replaying recorded histories with the current workflow code', () => {
     expect(files).toEqual(
       expect.arrayContaining(['fanout-partitioned-activity.json', 'fanout-partitioned-local.json', 'fanout-partition-low-1-activity.json', 'fanout-one-page-activity-tasks.json']),
     );
+    // Passes that took their retries over: a chunk and a page read probed by activity tasks, both shapes.
+    expect(files).toEqual(expect.arrayContaining(['fanout-pass-low-probing-local.json', 'fanout-pass-low-probing-activity.json', 'fanout-probing-local.json']));
     // A long follow run recorded by the code before its continue-as-new patch: it must still replay.
     expect(files).toContain('follow-long.json');
   });

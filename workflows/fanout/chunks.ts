@@ -4,14 +4,17 @@
  * to the priority's counters. Workflow code (deterministic: Temporal APIs only).
  * @module
  */
-import { ActivityCancellationType, type ActivityOptions, isCancellation, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions, isCancellation, proxyActivities, proxyLocalActivities, type RetryPolicy } from '@temporalio/workflow';
 import type { FanoutActivities, WriteFeedChunkInput, WriteFeedChunkResult } from '../../activities/fanout';
 import { HEARTBEAT_TIMEOUT_MS, type Priority } from '../../src/contract/constants';
 import type { PriorityProgress } from '../../src/contract/fanout';
 import { CHUNK_RETRY, chunkSummary, isActivityRemoved, localChunkOptions } from './policies';
 
-/** Where a chunk is written: in this worker as a local activity, or as an activity task on a queue. */
-export type ChunkPlace = { local: true; timeoutMs: number } | { taskQueue: string };
+/**
+ * Where a chunk is written: in this worker as a local activity, or as an activity task on a queue;
+ * `retry` replaces the default policy (retries without end, see `CHUNK_RETRY`).
+ */
+export type ChunkPlace = ({ local: true; timeoutMs: number } | { taskQueue: string }) & { retry?: RetryPolicy };
 
 /** What every chunk of one fanout writes: all of `WriteFeedChunkInput` but the follower ids. */
 export type ChunkBase = Omit<WriteFeedChunkInput, 'followerIds'>;
@@ -32,8 +35,8 @@ const CHUNK_ACTIVITY_OPTIONS: ActivityOptions = {
 /** The chunk activities at `place`, with `summary` shown for each in the Web UI. */
 export function chunkActivities(place: ChunkPlace, summary: string): FanoutActivities {
   return 'local' in place
-    ? proxyLocalActivities<FanoutActivities>(localChunkOptions(place.timeoutMs, summary))
-    : proxyActivities<FanoutActivities>({ ...CHUNK_ACTIVITY_OPTIONS, taskQueue: place.taskQueue, summary });
+    ? proxyLocalActivities<FanoutActivities>(localChunkOptions(place.timeoutMs, summary, place.retry))
+    : proxyActivities<FanoutActivities>({ ...CHUNK_ACTIVITY_OPTIONS, ...(place.retry ? { retry: place.retry } : {}), taskQueue: place.taskQueue, summary });
 }
 
 /** What a chunk's end means to the one who started it (the counters are updated before). */
@@ -44,6 +47,11 @@ export interface ChunkEvents {
   stopped(activityRemoved: boolean): void;
   /** Failed for good (`chunksFailed` counts it). */
   failed(err: Error): void;
+  /**
+   * Failed, but a retry may cure it: returns true when the caller takes the chunk to write it again
+   * later (it then counts neither as failed nor in flight); otherwise it fails for good.
+   */
+  retryLater?(err: Error): boolean;
 }
 
 /**
@@ -82,6 +90,7 @@ export function startChunk(
           return;
         }
         counters.chunksInFlight--;
+        if (on.retryLater?.(err)) return;
         counters.chunksFailed++;
         on.failed(err);
       },

@@ -7,7 +7,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { FANOUT_FAILED_FAILURE_TYPE } from '../../src/contract/errors';
 import { FanoutOperation } from '../../src/contract/constants';
-import type { FanoutProgress, PriorityProgress, ResolvedFanoutInput } from '../../src/contract/fanout';
+import { describeRetry, type FanoutProgress, type PriorityProgress, type ResolvedFanoutInput } from '../../src/contract/fanout';
 import { describeFailure } from './policies';
 
 /** What the details are made of: a run's progress and what its passes reported (see `FanoutRun`). */
@@ -49,6 +49,7 @@ export function currentDetails(run: RunView): string {
   const lowExpected = run.highPassDone ? progress.followersSeen - progress.high.followers - run.alreadyWritten : undefined;
   return [
     ...(progress.stalled ? [`**Stalled:** ${progress.stalled}`] : []),
+    ...(progress.retrying && !progress.stalled ? [`**Retrying:** ${describeRetry(progress.retrying)}`] : []),
     ...(progress.activityRemoved ? ['**Removed:** the activity was removed while this fanout ran; its chunks stopped writing, and the removal sweeps what was written.'] : []),
     `**${input.operation} fanout of ${input.activityId}** by ${input.actorId}: ${progress.done ? 'done' : 'running'}, ` +
       `${num(progress.followersSeen)} followers seen in ${progress.pagesRead} pages (run ${progress.continuedAsNew + 1})` +

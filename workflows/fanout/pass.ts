@@ -33,16 +33,29 @@ import {
   isCancellation,
   log,
   patched,
+  proxyActivities,
   proxyLocalActivities,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { FanoutActivities } from '../../activities/fanout';
+import type { FanoutActivities, FollowerPagePart, GetFollowerPagePartInput } from '../../activities/fanout';
 import { validateOrFail } from '../../src/contract/failures';
-import { FanoutOperation, Limits } from '../../src/contract/constants';
+import { FanoutOperation, HEARTBEAT_TIMEOUT_MS, Limits } from '../../src/contract/constants';
 import { ChunkExecution } from '../../src/contract/fanout';
+import type { RetryStatus } from '../../src/contract/fanout-progress';
 import { type FanoutPassInput, initialPassProgress, type PassProgress, passProgressSignal, validatePassInput } from '../../src/contract/fanout-pass';
 import { type ChunkBase, type ChunkPlace, startChunk } from './chunks';
-import { CHUNK_RETRY, noteChunkFailure, recordChunkFailureMarker, shouldContinueAsNew, startedAhead } from './policies';
+import {
+  CHUNK_RETRY,
+  chunkFailure,
+  chunkSummary,
+  isRetryableFailure,
+  noteChunkFailure,
+  PASS_ATTEMPTS,
+  PASS_CHUNK_RETRY,
+  recordChunkFailureMarker,
+  shouldContinueAsNew,
+  startedAhead,
+} from './policies';
 
 /**
  * How far the app's clock (which stamps `lastActiveAt`) may lag the Temporal server's. Followers
@@ -62,6 +75,37 @@ export const FLUSH_BY_SIZE_PATCH = 'pass-flush-by-size';
  * the HIGH pass wrote.
  */
 export const FLUSH_BY_COUNT_PATCH = 'pass-flush-by-count';
+
+/**
+ * The patch that made a pass take over the retries of a chunk write or page read after
+ * `PASS_ATTEMPTS` (see `recover`), where runs before retried them in the worker without end.
+ */
+export const PROBE_PATCH = 'pass-probe-retries';
+
+/** Attempts of one probe (an activity task the server retries with backoff; see `recover`). */
+const PROBE_ATTEMPTS = 4;
+/** The first probe's first backoff; each probe that fails starts where the last left off, doubling... */
+const PROBE_FIRST_BACKOFF_MS = 2_000;
+/** ...up to this... */
+const PROBE_MAX_BACKOFF_MS = 60_000;
+/** ...or this once the history has passed `maxHistoryEvents` (a pass cannot hand over while chunks wait). */
+const PROBE_MAX_BACKOFF_LONG_MS = 5 * 60_000;
+
+/** A chunk whose write failed with a retryable error, waiting to be written again. */
+interface WaitingChunk {
+  followerIds: string[];
+  page: number;
+  /** Attempts so far. */
+  attempts: number;
+  /** The latest attempt's error. */
+  error: string;
+}
+
+/** An error message cut to what a status line holds. */
+function shortError(err: Error): string {
+  const { message } = chunkFailure(err);
+  return message.length > 500 ? `${message.slice(0, 500)}…` : message;
+}
 
 /**
  * Chunks a pass dispatches between two flushes at most: while its workflow task is open, nothing
@@ -139,7 +183,6 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
   const counters = progress.counters;
   let cursor: string | null = input.continued?.cursor ?? null;
   const fanout = getExternalWorkflowHandle(input.fanoutWorkflowId);
-  const { getFollowerPagePart } = proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: input.chunkTimeoutMs, retry });
   // The LOW pass counts as HIGH only followers active before the fanout began (less a margin for
   // clock skew between the app and Temporal): they were HIGH when the HIGH pass read them too.
   // Anyone active since is written here, so nobody who became active between the passes is
@@ -150,6 +193,9 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
   // Runs started before it flushed only by size, stopped as soon as a chunk said so, and wrote
   // the HIGH pass's recent followers again.
   const byCount = patched(FLUSH_BY_COUNT_PATCH);
+  // Runs started before it retried chunk writes and page reads in the worker without end.
+  const probing = byCount && patched(PROBE_PATCH);
+  const { getFollowerPagePart } = proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: input.chunkTimeoutMs, retry: probing ? PASS_CHUNK_RETRY : retry });
   // The LOW pass leaves out followers active only since then whose entry the HIGH pass wrote: an
   // entry in the last feed type means an attempt wrote all of them.
   const skipWritten = byCount && input.priority === 'low' ? { skipWritten: { activityId: input.activityId, feedType: input.feedTypes[input.feedTypes.length - 1] } } : {};
@@ -161,19 +207,34 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
   /** Chunks that failed for good since the last flush, in the order they were dispatched: their FAILED markers go out at the next. */
   let failedSinceFlush: Array<{ seq: number; followerIds: string[]; page: number; err: Error }> = [];
   let dispatched = 0;
+  /** Chunks whose write failed with a retryable error since the last flush: `recover` writes them again. */
+  let waiting: WaitingChunk[] = [];
 
   /** Tells the fanout how far this pass is (best effort: a fanout that is gone needs no news). */
   const report = async (): Promise<void> => {
     await fanout.signal(passProgressSignal, progress).catch((err: Error) => log.warn('could not report pass progress', { error: err.message }));
   };
 
-  // Every chunk of a pass is a local activity of it: the chunk base is the same for all.
-  const place: ChunkPlace = asTasks ? { taskQueue: workflowInfo().taskQueue } : { local: true, timeoutMs: input.chunkTimeoutMs };
+  // Every chunk of a pass runs the same way (a probe aside), and writes the same but for its followers.
+  const place: ChunkPlace = {
+    ...(asTasks ? { taskQueue: workflowInfo().taskQueue } : { local: true as const, timeoutMs: input.chunkTimeoutMs }),
+    ...(probing ? { retry: PASS_CHUNK_RETRY } : {}),
+  };
+  /**
+   * Where a probe runs: an activity task on this pass's queue, which the server retries
+   * `PROBE_ATTEMPTS` times with backoff from `backoffMs`. The pass's workflow task completes while
+   * it runs, however long the store makes it wait, and its retries add no history: a probe costs a
+   * few events for its attempts together, not a workflow task heartbeat every 2.4 s.
+   */
+  const probeRetry = (backoffMs: number) => ({ ...PASS_CHUNK_RETRY, initialInterval: backoffMs, maximumInterval: maxBackoff(), maximumAttempts: PROBE_ATTEMPTS });
+  /** The longest backoff of a probe: longer once the history is long (see `PROBE_MAX_BACKOFF_LONG_MS`). */
+  const maxBackoff = (): number => (workflowInfo().historyLength > input.maxHistoryEvents ? PROBE_MAX_BACKOFF_LONG_MS : PROBE_MAX_BACKOFF_MS);
+  /** The first backoff of the probe after one that started at `backoffMs` failed. */
+  const nextBackoff = (backoffMs: number): number => Math.min(backoffMs * 2 ** (PROBE_ATTEMPTS - 1), maxBackoff());
   const base: ChunkBase = { operation: FanoutOperation.ADD, feedTypes: input.feedTypes, activityId: input.activityId, actorId: input.actorId, activityTime: input.activityTime };
-  const startPassChunk = (followerIds: string[]): void => {
+  const startPassChunk = (followerIds: string[], page = progress.pagesRead, attemptsBefore = 0, where = place, attempts = PASS_ATTEMPTS): void => {
     const seq = dispatched++;
-    const page = progress.pagesRead;
-    startChunk(place, base, { priority: input.priority, followerIds, page }, counters, {
+    startChunk(where, base, { priority: input.priority, followerIds, page }, counters, {
       written: () => {
         progress.servedMs = Date.now() - input.fanoutStartedAt;
       },
@@ -186,7 +247,60 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
         // An activity task's failure shows in the Web UI as it is; a local one's gets a marker.
         if (byCount && !asTasks) failedSinceFlush.push({ seq, followerIds, page, err });
       },
+      // Failed all its attempts with an error a retry may cure: `recover` takes it over (at the next flush).
+      ...(probing
+        ? {
+            retryLater: (err: Error): boolean => {
+              if (!isRetryableFailure(err)) return false;
+              waiting.push({ followerIds, page, attempts: attemptsBefore + attempts, error: shortError(err) });
+              return true;
+            },
+          }
+        : {}),
     });
+  };
+  /** Tells the fanout what keeps failing (a signal, so at each probe: every few seconds at first, every few minutes later). */
+  const reportRetry = async (status: RetryStatus): Promise<void> => {
+    progress.retrying = status;
+    await report();
+  };
+  /**
+   * Writes the waiting chunks again, where every chunk dispatched before has ended (so what it
+   * decides depends on outcomes a replay sees the same). While the store keeps failing, one chunk
+   * probes it (an activity task retried with backoff, see `probeRetry`: 2 s doubling to 1 min) and
+   * the others wait, so a long outage costs the history a few events per probe, and the progress
+   * shows the attempts and the latest error. Once a probe gets through, the others go back into the
+   * pipeline. Nothing is dropped unless the fanout stops (activity removed, or every chunk would
+   * fail alike), as the chunks never dispatched are.
+   */
+  const recover = async (): Promise<void> => {
+    let backoffMs = PROBE_FIRST_BACKOFF_MS;
+    const since = Date.now();
+    while (waiting.length > 0 && !stopReported()) {
+      const probe = waiting.shift()!;
+      await reportRetry({ what: chunkSummary(input.priority, probe.followerIds, probe.page), waiting: waiting.length + 1, attempts: probe.attempts, lastError: probe.error, since, probeStartedAt: Date.now() });
+      const before = waiting.length;
+      startPassChunk(probe.followerIds, probe.page, probe.attempts, { taskQueue: workflowInfo().taskQueue, retry: probeRetry(backoffMs) }, PROBE_ATTEMPTS);
+      await condition(() => counters.chunksInFlight === 0);
+      if (waiting.length > before) {
+        // Failed again: it stays first, and the next probe backs off from where this one stopped.
+        waiting.unshift(waiting.pop()!);
+        backoffMs = nextBackoff(backoffMs);
+        continue;
+      }
+      // The store answers: the others go back into the pipeline (any failing again wait once more).
+      backoffMs = PROBE_FIRST_BACKOFF_MS;
+      for (const chunk of waiting.splice(0)) {
+        if (counters.chunksInFlight >= input.maxInFlight) await condition(() => counters.chunksInFlight < input.maxInFlight);
+        startPassChunk(chunk.followerIds, chunk.page, chunk.attempts);
+      }
+      await condition(() => counters.chunksInFlight === 0);
+    }
+    waiting = [];
+    if (progress.retrying) {
+      progress.retrying = null;
+      await report();
+    }
   };
   /**
    * Where the chunks dispatched so far have all ended (after a flush, at the end): records the
@@ -194,6 +308,11 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
    */
   const settled = async (): Promise<void> => {
     if (!byCount) return;
+    if (probing) {
+      // A flush whose task the SDK heartbeated may return with chunks still in flight: let them end.
+      if (counters.chunksInFlight > 0) await condition(() => counters.chunksInFlight === 0);
+      if (waiting.length > 0) await recover();
+    }
     const failed = failedSinceFlush.sort((a, b) => a.seq - b.seq);
     failedSinceFlush = [];
     await Promise.all(failed.map((f) => recordChunkFailureMarker(input.priority, f.followerIds, f.page, f.err)));
@@ -206,9 +325,45 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
     // follower to keep a quarter or so: bigger reads are fewer round trips and keep its chunk
     // pipeline full. Computed from the recorded page results, so replay reads the same.
     let readLimit = input.pageSize;
+    const pageInput = (from: string | null): GetFollowerPagePartInput => ({ userId: input.actorId, cursor: from, limit: readLimit, priority: input.priority, ...range, ...lowOnly, ...skipWritten });
     // Read ahead, and abandoned when the pass is cancelled or fails: see `startedAhead`.
-    const read = (from: string | null) =>
-      startedAhead(getFollowerPagePart({ userId: input.actorId, cursor: from, limit: readLimit, priority: input.priority, ...range, ...lowOnly, ...skipWritten }));
+    const read = (from: string | null) => startedAhead(getFollowerPagePart(pageInput(from)));
+    /**
+     * The page read ahead; if its read failed all its attempts with an error a retry may cure, reads
+     * it again as `recover` writes chunks: once the chunks in flight have ended, one attempt at a
+     * time (an activity task), after a wait of 2 s doubling to 1 min, shown in the progress.
+     */
+    const awaitPage = async (ahead: Promise<FollowerPagePart>, from: string | null): Promise<FollowerPagePart> => {
+      let error: Error;
+      try {
+        return await ahead;
+      } catch (err) {
+        if (!probing || isCancellation(err) || !isRetryableFailure(err as Error)) throw err;
+        error = err as Error;
+      }
+      if (counters.chunksInFlight > 0) await condition(() => counters.chunksInFlight === 0);
+      const since = Date.now();
+      for (let attempts = PASS_ATTEMPTS, backoffMs = PROBE_FIRST_BACKOFF_MS; ; attempts += PROBE_ATTEMPTS, backoffMs = nextBackoff(backoffMs)) {
+        const what = `${input.priority.toUpperCase()} page ${progress.pagesRead + 1} of followers (read)`;
+        await reportRetry({ what, waiting: waiting.length, attempts, lastError: shortError(error), since, probeStartedAt: Date.now() });
+        const { getFollowerPagePart: readAgain } = proxyActivities<FanoutActivities>({
+          taskQueue: workflowInfo().taskQueue,
+          startToCloseTimeout: input.chunkTimeoutMs,
+          heartbeatTimeout: HEARTBEAT_TIMEOUT_MS,
+          retry: probeRetry(backoffMs),
+          summary: `read followers again (page ${progress.pagesRead + 1})`,
+        });
+        try {
+          const page = await readAgain(pageInput(from));
+          progress.retrying = null;
+          return page;
+        } catch (err) {
+          if (isCancellation(err) || !isRetryableFailure(err as Error)) throw err;
+          error = err as Error;
+        }
+      }
+    };
+    let nextFrom = cursor;
     let nextPage = read(cursor);
     // Runs started before the flush by size reported (and flushed) after every page.
     const flush = new PassFlush(patched(FLUSH_BY_SIZE_PATCH), byCount, input.chunkSize, input.maxHistoryEvents, asTasks ? 3 : 1);
@@ -218,7 +373,7 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
       await settled();
     };
     for (;;) {
-      const page = await nextPage;
+      const page = await awaitPage(nextPage, nextFrom);
       progress.pagesRead++;
       const alreadyWritten = page.alreadyWritten ?? 0;
       progress.followersSeen += page.ids.length + page.others + alreadyWritten;
@@ -230,11 +385,17 @@ export async function fanoutPassWorkflow(rawInput: FanoutPassInput): Promise<Pas
       // Read the next page while this one's chunks are written: the HIGH pass keeps a quarter of
       // what it reads, so back-to-back reads are what bring its last follower forward.
       const handOver = cursor !== null && shouldContinueAsNew(input.maxHistoryEvents);
-      if (cursor !== null && !handOver) nextPage = read(cursor);
+      if (cursor !== null && !handOver) {
+        nextFrom = cursor;
+        nextPage = read(cursor);
+      }
       for (let i = 0; i < page.ids.length && !stopped(); i += input.chunkSize) {
         // Wait only when full: `condition` makes promises even when already true.
         if (counters.chunksInFlight >= input.maxInFlight) await condition(() => counters.chunksInFlight < input.maxInFlight);
         if (stopped()) break;
+        // Chunks as activity tasks: their outcomes are history events, which a replay meets where
+        // the run did, so a chunk that failed all its attempts pauses the dispatch at once.
+        if (probing && asTasks && waiting.length > 0) await flushNow();
         startPassChunk(page.ids.slice(i, i + input.chunkSize));
         // Let a cancel, signal or query waiting for this run get in.
         if (flush.dispatched()) await flushNow();

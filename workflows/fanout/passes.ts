@@ -66,6 +66,9 @@ export async function runPasses(run: FanoutRun): Promise<FanoutProgress> {
   const reported: Record<Priority, Map<number, PassProgress>> = { high: new Map(), low: new Map() };
   /** Takes a pass's report (a signal while it runs, its result at the end) into this run's progress. */
   const apply = (pass: PassProgress): void => {
+    const before = reported[pass.priority].get(pass.partition ?? 0);
+    // A report that only says what is being retried is not progress: the stall watch keeps counting.
+    const moved = !before || before.pagesRead !== pass.pagesRead || before.counters.chunksDone !== pass.counters.chunksDone || before.counters.chunksFailed !== pass.counters.chunksFailed || pass.done;
     reported[pass.priority].set(pass.partition ?? 0, pass);
     const high = [...reported.high.values()];
     const low = [...reported.low.values()];
@@ -81,7 +84,13 @@ export async function runPasses(run: FanoutRun): Promise<FanoutProgress> {
     run.highPassDone = high.length === run.partitions && high.every((p) => p.done);
     if (pass.activityRemoved) progress.activityRemoved = true;
     if (pass.abortReason !== null && run.abortReason === null) run.abortReason = pass.abortReason;
-    run.moved(pass.priority);
+    // What is being retried: the pass retrying longest, with the chunks waiting in all of them.
+    const retrying = all.flatMap((p) => (p.retrying && !p.done ? [p.retrying] : []));
+    if (retrying.length) {
+      const longest = retrying.reduce((a, b) => (b.attempts > a.attempts ? b : a));
+      progress.retrying = { ...longest, waiting: retrying.reduce((n, r) => n + r.waiting, 0) };
+    } else delete progress.retrying;
+    if (moved) run.moved(pass.priority);
   };
   setHandler(passProgressSignal, (raw) => {
     try {

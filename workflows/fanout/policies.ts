@@ -26,6 +26,28 @@ const MAX_HISTORY_BYTES = 10 * 1024 * 1024;
 export const CHUNK_RETRY: RetryPolicy = backoffRetry();
 
 /**
+ * Attempts a pass gives a chunk write or page read (in the worker for a local activity, on the
+ * server for an activity task) before it takes the retries over itself: a second after the first
+ * failure, then the pass's own probe (see `fanoutPassWorkflow`), which it shows and whose history
+ * it keeps small. Runs started before the probe retried in the worker without end.
+ */
+export const PASS_ATTEMPTS = 2;
+
+/** The pass's retries of chunk writes and page reads: {@link PASS_ATTEMPTS}, then the pass's probe. */
+export const PASS_CHUNK_RETRY: RetryPolicy = backoffRetry({ maximumAttempts: PASS_ATTEMPTS });
+
+/**
+ * Whether a chunk write or page read that failed may succeed when tried again (the store
+ * unreachable, a timeout, a crash), as opposed to failing for good (bad input, a non-retryable
+ * failure, the activity removed).
+ */
+export function isRetryableFailure(err: Error): boolean {
+  const cause = applicationFailureOf(err);
+  if (!cause) return true;
+  return !cause.nonRetryable && cause.type !== VALIDATION_FAILURE_TYPE && cause.type !== ACTIVITY_REMOVED_FAILURE_TYPE;
+}
+
+/**
  * Whether the run should continue as new: the server suggests it, or the history passed
  * `maxHistoryEvents` events or 10 MB. Checked once per page: a page adds at most about 4 events
  * per chunk and validation caps a page at 1,000 chunks, so history stays well below the
@@ -58,10 +80,10 @@ export function chunkFailure(err: Error): { message: string; sameForAll: boolean
  * cancelled at once while its function goes on, and can write after the run has closed, so a
  * removal that follows the cancel would miss its entries (seen with SDK 1.24 in the cancel test).
  */
-export function localChunkOptions(timeoutMs: number, summary: string): LocalActivityOptions {
+export function localChunkOptions(timeoutMs: number, summary: string, retry: RetryPolicy = CHUNK_RETRY): LocalActivityOptions {
   return {
     startToCloseTimeout: timeoutMs,
-    retry: CHUNK_RETRY,
+    retry,
     summary,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   };

@@ -5,6 +5,7 @@
  * @module
  */
 import { condition } from '@temporalio/workflow';
+import { describeRetry } from '../../src/contract/fanout';
 import type { FanoutRun } from './run';
 
 /** Longest wait between checks of a run that stays stalled. */
@@ -35,7 +36,9 @@ export async function watchForStalls(run: FanoutRun): Promise<void> {
       const queue = priority === 'high' ? input.highTaskQueue : input.lowTaskQueue;
       const hint = `is a worker polling it? (${priority}TaskQueue, workers, store)`;
       const waiting = progress[priority].chunksInFlight;
-      if (run.passRunning[priority]) {
+      if (run.passRunning[priority] && progress.retrying) {
+        reasons.push(`no ${priority.toUpperCase()} chunk finished for ${seconds(idle)}: ${describeRetry(progress.retrying)}`);
+      } else if (run.passRunning[priority]) {
         reasons.push(`the ${priority.toUpperCase()} pass has reported no progress for ${seconds(idle)} on task queue "${queue}": ${hint}`);
       } else if (waiting > 0 && run.chunksHere) {
         reasons.push(`no ${priority.toUpperCase()} chunk finished for ${seconds(idle)}; ${waiting} being written by this fanout's worker: is the store reachable?`);
