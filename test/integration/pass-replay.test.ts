@@ -158,4 +158,47 @@ describe.each(CHUNK_SHAPES)('a pass that takes its retries over, chunks as $chun
       await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
     }
   });
+
+  it('a page read that fails while chunks wait: the chunks are written again first, and nothing of the next page goes into the outage', async () => {
+    const actor = uniqueName('prd');
+    const queues = testQueues(actor);
+    const followers = await seedFollowers(db, actor, 2_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    // The store goes down for 10 s when the LOW pass asks for its second page. Chunk writes fail
+    // while it is down; the page read fails its first 2 attempts (the pass's own), then comes
+    // back from memory even though the store is down, as FerretDB's snapshot pages do.
+    let downUntil = 0;
+    const down = (): boolean => Date.now() < downUntil;
+    let reads = 0;
+    const readWhileDown = new Set<string>();
+    let intoTheOutage = 0;
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        if (down()) {
+          if (readWhileDown.has(input.followerIds[0])) intoTheOutage++;
+          throw new Error('injected: store unreachable');
+        }
+        return a.writeFeedChunk(input);
+      },
+      async getFollowerPagePart(input: GetFollowerPagePartInput) {
+        if (input.priority === 'low' && input.cursor !== null && reads++ < 2) {
+          if (reads === 1) downUntil = Date.now() + 10_000;
+          throw new Error('injected: store unreachable (page read)');
+        }
+        const page = await a.getFollowerPagePart(input);
+        if (down()) for (const id of page.ids) readWhileDown.add(id);
+        return page;
+      },
+    }));
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, chunkExecution } });
+    const summary = await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'pin', object: 'p' }, { pageSize: 500, chunkSize: 10, maxInFlight: 8 });
+      return feeds.waitForFanout(activityId);
+    });
+    expect(summary).toMatchObject({ done: true, followersSeen: 2_000, failures: [] });
+    expect(reads).toBeGreaterThanOrEqual(2);
+    expect(intoTheOutage, 'chunk attempts of a page read while the store was down, made while it was down').toBe(0);
+    expect(await timelineOwners(db, `${actor}-a`)).toEqual(followers.all);
+    const workflowId = `fanout-add-${actor}-a/low`;
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, await temporal.client.workflow.getHandle(workflowId).fetchHistory(), workflowId);
+  });
 });
