@@ -25,9 +25,14 @@ export const PARTITIONS_PATCH = 'fanout-partitions';
 
 /**
  * A pass's workflow task timeout. The SDK heartbeats a task that runs local activities at 80% of
- * it, so this also bounds how long a cancel, signal or query waits for a pass (2.4 s).
+ * it, so a pass that has not flushed (every 128 chunks, well under a second on a healthy store)
+ * answers a cancel, signal or query within 4 s, and a dead worker's passes move to another worker
+ * after at most 5 s. It was 3 s, but a worker busy with 16 partitions' passes (a 1,000,000-follower
+ * fanout on 2 cores, beside the servers) then missed the heartbeat's 0.6 s margin: tasks timed out,
+ * and another worker redid 85,000 entries already written (no duplicate, but wasted work). At 5 s
+ * the same bench had no timeout, and a worker SIGKILLed among four paused the writes 2.1 s.
  */
-const PASS_TASK_TIMEOUT = '3 seconds';
+const PASS_TASK_TIMEOUT = '5 seconds';
 
 // Counts and splits the follower list in this worker: one marker in history.
 const { planPartitions } = proxyLocalActivities<FanoutActivities>({ startToCloseTimeout: '5 minutes', retry: CHUNK_RETRY });
