@@ -202,3 +202,50 @@ describe.each(CHUNK_SHAPES)('a pass that takes its retries over, chunks as $chun
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, await temporal.client.workflow.getHandle(workflowId).fetchHistory(), workflowId);
   });
 });
+
+/**
+ * Every prefix of `history` that ends where a workflow task starts (what a worker that takes the
+ * run over, or answers a query without it cached, replays), replayed; returns the failures.
+ */
+async function replayPrefixes(workflowId: string, history: Awaited<ReturnType<ReturnType<typeof temporal.client.workflow.getHandle>['fetchHistory']>>): Promise<string[]> {
+  const events = history.events ?? [];
+  const failures: string[] = [];
+  const bundle = await workflowBundle();
+  const cuts = events.flatMap((e, i) => (e.workflowTaskStartedEventAttributes ? [i + 1] : []));
+  for (const cut of cuts) {
+    try {
+      await Worker.runReplayHistory({ workflowBundle: bundle }, { events: events.slice(0, cut) }, workflowId);
+    } catch (err) {
+      failures.push(`${workflowId} up to event ${cut} of ${events.length}: ${(err as Error).message.slice(0, 300)}`);
+    }
+  }
+  return failures;
+}
+
+describe.each(CHUNK_SHAPES)('a run taken over mid-way replays, chunks as $chunkExecution', ({ chunkExecution }) => {
+  it('every prefix of a fanout\'s history and of its passes\' histories replays (a worker taking the run over at any workflow task)', async () => {
+    const actor = uniqueName('prx');
+    const queues = testQueues(actor);
+    await seedFollowers(db, actor, 3_000, { prefix: `${actor}-f`, activeEvery: 4 });
+    const workers = await fanoutWorkers(temporal.nativeConnection, db, queues, (a) => ({
+      async writeFeedChunk(input: WriteFeedChunkInput) {
+        await new Promise((r) => setTimeout(r, Math.random() * 20));
+        return a.writeFeedChunk(input);
+      },
+    }));
+    const feeds = new FeedClient({ temporal: temporal.client, db, taskQueue: queues.workflow, fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low, chunkExecution } });
+    await withWorkers(workers, async () => {
+      const { activityId } = await feeds.addActivity({ id: `${actor}-a`, actor, verb: 'pin', object: 'p' }, { pageSize: 500, chunkSize: 10, maxInFlight: 4, partitionSize: 1_000 });
+      await feeds.waitForFanout(activityId);
+    });
+    const failures: string[] = [];
+    const fanoutId = `fanout-add-${actor}-a`;
+    let runs = 0;
+    for await (const run of temporal.client.workflow.list({ query: `WorkflowId = '${fanoutId}' OR WorkflowId STARTS_WITH '${fanoutId}/'` })) {
+      runs++;
+      failures.push(...(await replayPrefixes(run.workflowId, await temporal.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory())));
+    }
+    expect(runs, 'the fanout and its partitions (3 per priority)').toBe(7);
+    expect(failures).toEqual([]);
+  });
+});
