@@ -113,3 +113,40 @@ export async function fanoutHistory(temporal: Client, workflowId: string): Promi
   }
   return h;
 }
+
+/** When a fanout's runs started and closed, seconds after the fanout started (see `fanoutTimeline`). */
+export interface FanoutTimeline {
+  /** The first run of a priority started, and the last one of it closed. */
+  high: { firstStart: number; firstClose: number; lastClose: number; runs: number } | null;
+  low: { firstStart: number; firstClose: number; lastClose: number; runs: number } | null;
+  /** The fanout closed. */
+  close: number;
+}
+
+/**
+ * Where a fanout's time went, from the start and close times of its runs (the fanout, its passes
+ * and partitions): how long before the first HIGH pass started (the fanout's first page, the
+ * partition plan), how far apart the HIGH partitions closed (the last one holds back every LOW
+ * one), and the same for LOW. Continue-as-new runs count in their priority.
+ */
+export async function fanoutTimeline(temporal: Client, workflowId: string): Promise<FanoutTimeline> {
+  const runs: Array<{ id: string; start: number; close: number }> = [];
+  for await (const run of temporal.workflow.list({ query: `WorkflowId = '${workflowId}' OR WorkflowId STARTS_WITH '${workflowId}/'` })) {
+    runs.push({ id: run.workflowId, start: run.startTime.getTime(), close: run.closeTime?.getTime() ?? Number.NaN });
+  }
+  const fanout = runs.find((r) => r.id === workflowId);
+  const t0 = Math.min(...runs.filter((r) => r.id === workflowId).map((r) => r.start));
+  const of = (priority: string): FanoutTimeline['high'] => {
+    const mine = runs.filter((r) => r.id.startsWith(`${workflowId}/${priority}`));
+    if (!mine.length) return null;
+    const s = (t: number) => (t - t0) / 1000;
+    return { firstStart: s(Math.min(...mine.map((r) => r.start))), firstClose: s(Math.min(...mine.map((r) => r.close))), lastClose: s(Math.max(...mine.map((r) => r.close))), runs: mine.length };
+  };
+  return { high: of('high'), low: of('low'), close: fanout ? (Math.max(...runs.filter((r) => r.id === workflowId).map((r) => r.close)) - t0) / 1000 : Number.NaN };
+}
+
+/** One line of `fanoutTimeline`. */
+export function describeTimeline(t: FanoutTimeline): string {
+  const part = (name: string, p: FanoutTimeline['high']) => (p ? `${name} ${p.runs} runs: first started ${p.firstStart.toFixed(1)} s, closed ${p.firstClose.toFixed(1)}–${p.lastClose.toFixed(1)} s` : `${name}: no run of its own`);
+  return `${part('HIGH', t.high)}; ${part('LOW', t.low)}; fanout closed ${t.close.toFixed(1)} s`;
+}
