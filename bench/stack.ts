@@ -134,15 +134,16 @@ export async function fanoutTimeline(temporal: Client, workflowId: string): Prom
   for await (const run of temporal.workflow.list({ query: `WorkflowId = '${workflowId}' OR WorkflowId STARTS_WITH '${workflowId}/'` })) {
     runs.push({ id: run.workflowId, start: run.startTime.getTime(), close: run.closeTime?.getTime() ?? Number.NaN });
   }
-  const fanout = runs.find((r) => r.id === workflowId);
-  const t0 = Math.min(...runs.filter((r) => r.id === workflowId).map((r) => r.start));
+  // The fanout's runs (continue-as-new included): the first start is time 0.
+  const own = runs.filter((r) => r.id === workflowId);
+  const t0 = Math.min(...own.map((r) => r.start));
+  const s = (t: number) => (t - t0) / 1000;
   const of = (priority: string): FanoutTimeline['high'] => {
     const mine = runs.filter((r) => r.id.startsWith(`${workflowId}/${priority}`));
     if (!mine.length) return null;
-    const s = (t: number) => (t - t0) / 1000;
     return { firstStart: s(Math.min(...mine.map((r) => r.start))), firstClose: s(Math.min(...mine.map((r) => r.close))), lastClose: s(Math.max(...mine.map((r) => r.close))), runs: mine.length };
   };
-  return { high: of('high'), low: of('low'), close: fanout ? (Math.max(...runs.filter((r) => r.id === workflowId).map((r) => r.close)) - t0) / 1000 : Number.NaN };
+  return { high: of('high'), low: of('low'), close: own.length ? s(Math.max(...own.map((r) => r.close))) : Number.NaN };
 }
 
 /** One line of `fanoutTimeline`. */
