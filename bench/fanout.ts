@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --followers N] [--page-size P] [--chunk-size C] [--in-flight F] [--partition-size S]
+ * `npm run bench [-- --followers N] [--page-size P] [--chunk-size C] [--in-flight F] [--partition-size S] [--max-partitions M]
  *  [--store mongodb|ferretdb] [--stream-rate R] [--no-stream]`
  *
  * Fans one activity out to N followers (default 100,000; 1 in 4 active) on a local stack, then
@@ -81,6 +81,7 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
   const chunkSize = arg('chunk-size', FANOUT_DEFAULTS.chunkSize);
   const maxInFlight = arg('in-flight', FANOUT_DEFAULTS.maxInFlight);
   const partitionSize = arg('partition-size', FANOUT_DEFAULTS.partitionSize);
+  const maxPartitions = arg('max-partitions', FANOUT_DEFAULTS.maxPartitions);
   const streamRate = arg('stream-rate', 2);
   const stream = !process.argv.includes('--no-stream');
   const feeds = { timeline: { trimChance: 0, fanout: true }, user: { trimChance: 0 }, raw: { trimChance: 0 }, plain: { trimChance: 0 } };
@@ -147,7 +148,7 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
     const workers = await createWorkers({ connection: nativeConnection, db, feedStore: { feeds, writeConcern: concerns[concern] }, wrapActivities: tracker.wrap });
     const running = Promise.all(workers.map((w) => w.run()));
     try {
-      return await fn(new FeedClient({ temporal, db, feeds, writeConcern: concerns[concern], fanout: { pageSize, chunkSize, maxInFlight, partitionSize } }));
+      return await fn(new FeedClient({ temporal, db, feeds, writeConcern: concerns[concern], fanout: { pageSize, chunkSize, maxInFlight, partitionSize, maxPartitions } }));
     } finally {
       workers.forEach((w) => w.shutdown());
       await running;
@@ -268,7 +269,7 @@ export async function fanoutBench(stack: BenchStack): Promise<void> {
   const fanoutRow = (metric: string, cell: (r: FanoutRun) => string): string[] => [metric, ...fanoutPhases.map(([, r]) => cell(r)), '-', '-', '-', '-'];
   const processNames = Object.keys(fanout.cpu);
   const s = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(1));
-  console.log(`\nbench: ${followers} followers (1 in 4 active), pageSize ${pageSize}, chunkSize ${chunkSize}, maxInFlight ${maxInFlight}, store ${stack.storeName}`);
+  console.log(`\nbench: ${followers} followers (1 in 4 active), pageSize ${pageSize}, chunkSize ${chunkSize}, maxInFlight ${maxInFlight}, partitionSize ${partitionSize}, maxPartitions ${maxPartitions}, store ${stack.storeName}`);
   printTable(['metric', ...phases.map(([name]) => name)], [
     // The headline: CPU per 1,000 entries, all processes together (stable from run to run).
     row('**CPU ms / 1,000 entries, all-in**', (m) => `**${perThousandAll(m.cpu, m.written)}**`),
