@@ -3,5 +3,6 @@
  * @module
  */
 export * from './fanout';
+export * from './post-batch';
 export * from './follow';
 export * from './networks';

@@ -8,6 +8,7 @@
 import type { WriteFeedChunkInput } from '../activities';
 import { FanoutOperation } from '../src/contract/constants';
 import type { AllActivities } from '../src/worker/workers';
+import { FeedStore } from '../src/storage/feed-store';
 
 /** What was seen of one activity's writes (epoch ms). */
 export interface ActivityWrites {
@@ -51,6 +52,25 @@ export class WriteTracker {
       return result;
     },
   });
+
+  /**
+   * Notes every acknowledged write of `feedType` made through a `FeedStore` in this process: the
+   * chunks of fanout workflows and the posts of batched shards alike (the latter write without a
+   * chunk activity). Returns the undo. For the bench only: it patches the class.
+   */
+  watchStore(feedType: string): () => void {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- always called with `.call(this)` on the store it patches
+    const original = FeedStore.prototype.addToFeeds;
+    const note = (activityId: string, owners: readonly string[]) => this.note(activityId, [...owners]);
+    FeedStore.prototype.addToFeeds = async function (this: FeedStore, type, owners, activity) {
+      const res = await original.call(this, type, owners, activity);
+      if (type === feedType) note(activity.id, owners);
+      return res;
+    };
+    return () => {
+      FeedStore.prototype.addToFeeds = original;
+    };
+  }
 
   private note(activityId: string, followerIds: string[]): void {
     const now = Date.now();

@@ -20,6 +20,7 @@ export * from './contract/errors';
 export * from './contract/constants';
 export * from './contract/fanout';
 export * from './contract/fanout-pass';
+export * from './contract/post-batch';
 export * from './contract/feeds';
 export * from './contract/follow';
 export * from './contract/imports';

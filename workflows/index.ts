@@ -4,6 +4,7 @@
  */
 export { fanoutWorkflow } from './fanout';
 export { fanoutPassWorkflow } from './fanout/pass';
+export { postBatchWorkflow } from './post-batch';
 export { followWorkflow } from './follow';
 export { importFriendsWorkflow } from './imports';
 export { trickleSyncWorkflow } from './trickle-sync';

@@ -10,10 +10,11 @@ import { Client } from '@temporalio/client';
 import { DefaultLogger, type LogLevel } from '@temporalio/worker';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MongoClient } from 'mongodb';
-import { type BacklogQueue, fanoutQueuesOf, fanoutStatus, FeedClient, listFanouts, parseBacklogQueue, type QueueBacklog, queueBacklog, retryFanout } from '../client';
+import { type BacklogQueue, batchedPostStatus, fanoutQueuesOf, type FanoutStatus, fanoutStatus, FeedClient, listFanouts, parseBacklogQueue, type QueueBacklog, queueBacklog, retryFanout } from '../client';
+import { FeedStore } from '../storage/feed-store';
 import { settingsFromEnv } from '../config/settings';
 import { connectClient } from '../config/connect';
-import { FanoutError, ValidationError } from '../contract/errors';
+import { FanoutError, NotFoundError, ValidationError } from '../contract/errors';
 import { FanoutOperation } from '../contract/constants';
 import { describeRetry, type FanoutProgress } from '../contract/fanout';
 import { checkTaskQueue } from '../contract/validation';
@@ -147,7 +148,30 @@ function fanoutCommand<T>(name: string, description: string, call: (client: Clie
     });
 }
 
-fanoutCommand('progress', "a fanout's state: live progress while it runs, its result or failure after", fanoutStatus, (status) =>
+/**
+ * A fanout's status; for an add with no fanout workflow of its own, a batched post's (see
+ * `FeedClientOptions.batchSmallPosts`), read from its activity document in MONGODB_URI / FANOUT_DB.
+ */
+async function statusOf(client: Client, activityId: string, operation: FanoutOperation): Promise<FanoutStatus> {
+  try {
+    return await fanoutStatus(client, activityId, operation);
+  } catch (err) {
+    if (!(err instanceof NotFoundError) || operation !== FanoutOperation.ADD) throw err;
+    const settings = settingsFromEnv();
+    const doc = await (async () => {
+      const mongo = await MongoClient.connect(settings.mongodbUri, { serverSelectionTimeoutMS: 5000 });
+      try {
+        return await new FeedStore(mongo.db(settings.database), { feeds: settings.feeds }).getActivity(activityId);
+      } finally {
+        await mongo.close();
+      }
+    })().catch(() => null); // the store unreachable: the workflow's answer stands
+    if (doc?.fanout) return batchedPostStatus(doc);
+    throw err;
+  }
+}
+
+fanoutCommand('progress', "a fanout's (or batched post's) state: live progress while it runs, its result or failure after", statusOf, (status) =>
   [
     `${status.workflowId}: ${status.status}${status.summary ? ` — ${status.summary}` : ''}`,
     `  started ${status.startTime}${status.closeTime ? `, closed ${status.closeTime}` : ''}`,

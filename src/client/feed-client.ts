@@ -10,10 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowHandle, type WorkflowStartOptions } from '@temporalio/client';
 import { TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Db, WriteConcernSettings } from 'mongodb';
-import { ValidationError } from '../contract/errors';
+import { NotFoundError, ValidationError } from '../contract/errors';
 import { FANOUT_WORKFLOW_TYPE, FanoutOperation, FeedType, fanoutWorkflowId, TaskQueue } from '../contract/constants';
 import { FANOUT_OPTION_KEYS, type FanoutOptions, type FanoutProgress, type FanoutWorkflowInput, progressQuery, resolveFanoutOptions } from '../contract/fanout';
 import { actorKey, operationKey } from '../contract/search-attributes';
+import { POST_BATCH_WORKFLOW_TYPE, type PostBatchOptions, type PostRequest, postBatchWorkflowId, postSignal, resolvePostBatchOptions, shardOf } from '../contract/post-batch';
+import { BatchedPostWaiter, batchedPostProgress, batchedPostResult, batchedPostStatus, waitForRun } from './batched-posts';
 import { deriveActivityId } from './activity-id';
 import { fanoutFailed, fanoutHandle, fanoutNotFound, latestRunInput } from './fanout-runs';
 import { type FanoutStatus, fanoutStatus } from './fanout-status';
@@ -34,6 +36,7 @@ import {
 import { type ActivityInput, checkId, checkIdList, checkKeys, validateActivity } from '../contract/validation';
 import type { NotificationCounts } from '../storage/aggregated-feed';
 import { type AggregatedFeedPage, type FeedPage, FeedStore, type ReadFeedOptions } from '../storage/feed-store';
+import type { ActivityDoc } from '../storage/collections';
 import { checkFollowPair, type FollowCounts, type FollowEdge, FollowStore } from '../storage/follow-store';
 
 /** The distinct feed types of `a` then `b`. */
@@ -64,6 +67,15 @@ export interface FeedClientOptions {
    * UI. They must be registered on the namespace (the dev setup does it). @default true
    */
   searchAttributes?: boolean;
+  /**
+   * Batch small posts: `addActivity` signals the post to a shard workflow (`postBatchWorkflow`,
+   * by actor) instead of starting a fanout workflow per post; the shard writes the posts that
+   * arrive together in one local activity and records each post's state in its activity document
+   * (`getProgress` and `waitForFanout` read it). A post with more than a page of followers is
+   * handed to a fanout workflow of its own. Scheduled posts (`publishAt`) always get their own.
+   * `true` takes the defaults of {@link PostBatchOptions}. @default false
+   */
+  batchSmallPosts?: boolean | PostBatchOptions;
 }
 
 /** Options of {@link FeedClient.addActivity}: fanout tuning plus scheduling. */
@@ -120,6 +132,8 @@ export class FeedClient {
   private readonly taskQueue: string;
   private readonly fanoutDefaults: FanoutOptions;
   private readonly searchAttributes: boolean;
+  private readonly batching: Required<PostBatchOptions> | null;
+  private readonly postWaiter: BatchedPostWaiter;
 
   constructor(options: FeedClientOptions) {
     if (!options?.temporal) throw new ValidationError('options.temporal', 'is required (a connected @temporalio/client Client)');
@@ -132,6 +146,9 @@ export class FeedClient {
     this.fanoutDefaults = { ...(options.fanout ?? {}) };
     resolveFanoutOptions(this.fanoutDefaults, 'options.fanout.');
     this.searchAttributes = options.searchAttributes ?? true;
+    const batch = options.batchSmallPosts ?? false;
+    this.batching = batch === false ? null : resolvePostBatchOptions(batch);
+    this.postWaiter = new BatchedPostWaiter(this.store);
   }
 
   /**
@@ -151,21 +168,47 @@ export class FeedClient {
     this.checkFeedTypes(fanout.feedTypes);
     const activityId = a.id ?? deriveActivityId(a);
     const { id: _id, ...fields } = a;
+    const input: FanoutWorkflowInput = {
+      operation: FanoutOperation.ADD,
+      activityId,
+      actorId: a.actor,
+      activityTime: a.time.getTime(),
+      ...(scheduled ? { publishAt: publishAt.getTime() } : {}),
+      ...fanout,
+    };
+    const shard = this.batching && !scheduled ? shardOf(a.actor, this.batching.shards) : null;
+    const batchTo = shard === null ? null : postBatchWorkflowId(this.taskQueue, shard);
     // The feed types its fanout writes, kept with it so a removal sweeps exactly those.
-    await this.store.storeActivity({ _id: activityId, ...fields, feedTypes: fanout.feedTypes ?? this.store.fanoutFeedTypes });
+    const stored = await this.store.storeActivity({
+      _id: activityId,
+      ...fields,
+      feedTypes: fanout.feedTypes ?? this.store.fanoutFeedTypes,
+      ...(batchTo ? { fanout: { state: 'queued' as const, workflowId: batchTo, queuedAt: Date.now() } } : {}),
+    });
     // A scheduled post reaches the actor's own feed when the workflow publishes it.
     if (!scheduled) await this.store.addToFeeds(FeedType.USER, [a.actor], { id: activityId, actor: a.actor, time: a.time });
-    return this.startFanout(
-      {
-        operation: FanoutOperation.ADD,
-        activityId,
-        actorId: a.actor,
-        activityTime: a.time.getTime(),
-        ...(scheduled ? { publishAt: publishAt.getTime() } : {}),
-        ...fanout,
-      },
-      `${a.actor} ${a.verb} ${a.object}${a.target ? ` → ${a.target}` : ''}`,
-    );
+    if (batchTo) {
+      const existing = stored ? null : await this.store.getActivity(activityId);
+      // Submitted again: finished (or handed over) already, nothing to send; still queued, send it
+      // again (the first call may have died before it did; the shard skips a finished post).
+      if (existing?.fanout && existing.fanout.state !== 'queued') return { activityId, workflowId: existing.fanout.workflowId, started: false };
+      if (stored || existing?.fanout) return this.sendToShard(shard!, batchTo, input as PostRequest, stored);
+    }
+    return this.startFanout(input, `${a.actor} ${a.verb} ${a.object}${a.target ? ` → ${a.target}` : ''}`);
+  }
+
+  /** Signals a post to its shard workflow, starting the shard if it is not running. */
+  private async sendToShard(shard: number, workflowId: string, post: PostRequest, isNew: boolean): Promise<FanoutStarted> {
+    await this.temporal.workflow.signalWithStart(POST_BATCH_WORKFLOW_TYPE, {
+      taskQueue: this.taskQueue,
+      workflowId,
+      args: [{ shard, maxHistoryEvents: this.batching!.maxHistoryEvents }],
+      signal: postSignal,
+      signalArgs: [post],
+      staticSummary: `shard ${shard} of batched small posts`,
+      ...(this.searchAttributes ? { typedSearchAttributes: new TypedSearchAttributes([{ key: operationKey, value: 'batch' }]) } : {}),
+    });
+    return { activityId: post.activityId, workflowId, started: isNew };
   }
 
   /**
@@ -347,6 +390,8 @@ export class FeedClient {
    * @throws NotFoundError when the activity has no such fanout (naming the id and the workflow id).
    */
   async getProgress(activityId: string, operation: FanoutOperation = FanoutOperation.ADD): Promise<FanoutProgress> {
+    const batched = operation === FanoutOperation.ADD ? await this.batchedPost(activityId) : null;
+    if (batched) return batchedPostProgress(batched);
     const handle = this.handle(activityId, operation);
     return handle.query(progressQuery).catch((err: unknown) => {
       throw fanoutNotFound(err, activityId, operation, handle.workflowId);
@@ -359,6 +404,8 @@ export class FeedClient {
    * @throws NotFoundError when the activity has no such fanout.
    */
   async getStatus(activityId: string, operation: FanoutOperation = FanoutOperation.ADD): Promise<FanoutStatus> {
+    const batched = operation === FanoutOperation.ADD ? await this.batchedPost(activityId) : null;
+    if (batched) return batchedPostStatus(batched);
     return fanoutStatus(this.temporal, activityId, operation);
   }
 
@@ -371,12 +418,25 @@ export class FeedClient {
    * @throws NotFoundError when the activity has no such fanout.
    */
   async waitForFanout(activityId: string, operation: FanoutOperation = FanoutOperation.ADD): Promise<FanoutProgress> {
+    if (operation === FanoutOperation.ADD && (await this.store.getActivity(checkId('activityId', activityId)))?.fanout) {
+      const ended = await this.postWaiter.wait(activityId);
+      if (ended === 'missing') throw new NotFoundError(`activity "${activityId}" is no longer stored (removed): its batched post will not be written`);
+      if (ended !== 'handedOver') return batchedPostResult(ended);
+      // Too big for a batch: its own fanout workflow runs it, started by the shard right after the batch.
+      await waitForRun(this.handle(activityId));
+    }
     const handle = this.handle(activityId, operation);
     try {
       return (await handle.result()) as FanoutProgress;
     } catch (err) {
       throw fanoutNotFound(fanoutFailed(err, handle.workflowId), activityId, operation, handle.workflowId);
     }
+  }
+
+  /** A batched post's activity (with its `fanout` state), unless it was handed to a fanout of its own; else `null`. */
+  private async batchedPost(activityId: string): Promise<ActivityDoc | null> {
+    const doc = await this.store.getActivity(checkId('activityId', activityId));
+    return doc?.fanout && doc.fanout.state !== 'handedOver' ? doc : null;
   }
 
   /** The workflow handle of an activity's fanout. */

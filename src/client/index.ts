@@ -6,6 +6,7 @@
 export * from './feed-client';
 export * from './fanout-runs';
 export * from './fanout-status';
+export { BatchedPostWaiter, batchedPostProgress, batchedPostStatus } from './batched-posts';
 export * from './backlog';
 export { deriveActivityId } from './activity-id';
 export * from './operator';

@@ -9,6 +9,7 @@
  */
 import type { Db, IndexDescription } from 'mongodb';
 import { isAggregated, type ResolvedFeedConfig } from '../contract/feeds';
+import type { PostFanoutState } from '../contract/post-batch';
 import type { NormalizedActivity } from '../contract/validation';
 
 /** An activity, stored once; feeds only reference it. Its fields are the validated activity's. */
@@ -24,6 +25,8 @@ export interface ActivityDoc extends Omit<NormalizedActivity, 'id'> {
   feedTypes?: string[];
   /** Set when a removal began: readers no longer see it, and its fanout's chunks stop writing. */
   removedAt?: Date;
+  /** A batched post's fanout: where it stands (absent for a post with a fanout workflow of its own). */
+  fanout?: PostFanoutState;
 }
 
 /** One entry in one feed: a reference to an activity plus what sorting and paging need. */

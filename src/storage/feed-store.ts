@@ -11,6 +11,7 @@ import type { Collection, Db, WriteConcernSettings } from 'mongodb';
 import { StoreError, ValidationError } from '../contract/errors';
 import { FeedType } from '../contract/constants';
 import { DEFAULT_FEEDS, FeedKind, type FeedsConfig, isAggregated, type ResolvedFeedConfig, resolveFeeds } from '../contract/feeds';
+import type { PostFanoutState } from '../contract/post-batch';
 import { checkId, checkInt, checkKeys } from '../contract/validation';
 import { AggregatedFeed, type FeedWriteResult, type GroupableActivity } from './aggregated-feed';
 import {
@@ -251,6 +252,32 @@ export class FeedStore {
       if (isDuplicateKey(err)) return false;
       throw new StoreError(`storing activity ${activity._id} failed: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /**
+   * Records where batched posts stand (`ActivityDoc.fanout`), one update by `_id` each, in one
+   * round trip; with the store's write concern (durable by default), as `getProgress` relies on it.
+   * A post no longer stored (removed) is left alone.
+   */
+  async setPostStates(states: ReadonlyArray<{ activityId: string; state: Partial<PostFanoutState> }>): Promise<void> {
+    if (states.length === 0) return;
+    const set = (state: Partial<PostFanoutState>) => Object.fromEntries(Object.entries(state).map(([k, v]) => [`fanout.${k}`, v]));
+    // FerretDB 1.24 runs a bulk of updates a document at a time with a scan each; single updates by `_id` are point writes.
+    if (await isFerretDb(this.db)) {
+      await Promise.all(states.map(({ activityId, state }) => this.activities.updateOne({ _id: activityId }, { $set: set(state) })));
+      return;
+    }
+    await this.activities.bulkWrite(
+      states.map(({ activityId, state }) => ({ updateOne: { filter: { _id: activityId }, update: { $set: set(state) } } })),
+      { ordered: false },
+    );
+  }
+
+  /** Reads activities by id, in one query (by `_id`: a point read each, on FerretDB too); missing ones are absent. */
+  async getActivities(activityIds: readonly string[]): Promise<Map<string, ActivityDoc>> {
+    if (activityIds.length === 0) return new Map();
+    const docs = await this.activities.find({ _id: { $in: [...activityIds] } }).toArray();
+    return new Map(docs.map((d) => [d._id, d]));
   }
 
   /** Reads one activity by id, or `null`. */

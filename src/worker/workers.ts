@@ -5,7 +5,7 @@
  */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Db } from 'mongodb';
-import { createFanoutActivities, createFollowActivities, createNetworkActivities, type NetworkActivitiesDeps } from '../../activities';
+import { createFanoutActivities, createFollowActivities, createPostBatchActivities, createNetworkActivities, type NetworkActivitiesDeps } from '../../activities';
 import { ValidationError } from '../contract/errors';
 import type { FollowerSource } from '../contract/follower-source';
 import { MongoFollowerSource } from '../storage/mongo-follower-source';
@@ -86,7 +86,7 @@ export interface CreateWorkersOptions {
 }
 
 /** Every activity a worker registers. */
-export type AllActivities = ReturnType<typeof createFanoutActivities> & ReturnType<typeof createFollowActivities> & ReturnType<typeof createNetworkActivities>;
+export type AllActivities = ReturnType<typeof createFanoutActivities> & ReturnType<typeof createPostBatchActivities> & ReturnType<typeof createFollowActivities> & ReturnType<typeof createNetworkActivities>;
 
 /** Parses `name`, `name=concurrency` or `name=concurrency@perSecond` (the worker command's `--queue` argument). */
 export function parseQueuePlan(spec: string): QueuePlan {
@@ -110,8 +110,10 @@ export async function createWorkers(options: CreateWorkersOptions): Promise<Work
   const queues = options.queues ?? [{ taskQueue: workflowQueue }, { taskQueue: TaskQueue.HIGH }, { taskQueue: TaskQueue.LOW }, ...importQueues];
   const store = new FeedStore(options.db, options.feedStore);
   const notifier = options.notifier === undefined ? (store.feeds.has(FeedType.NOTIFICATION) ? new FeedNotifier(store) : undefined) : (options.notifier ?? undefined);
+  const followers = options.followers ?? new MongoFollowerSource(options.db);
   const activities: AllActivities = {
-    ...createFanoutActivities({ store, followers: options.followers ?? new MongoFollowerSource(options.db) }),
+    ...createFanoutActivities({ store, followers }),
+    ...createPostBatchActivities({ store, followers }),
     ...createFollowActivities({ store, follows: new FollowStore(options.db, { writeConcern: options.feedStore?.writeConcern }), notifier }),
     ...createNetworkActivities({
       ...options.imports,

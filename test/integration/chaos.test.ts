@@ -22,6 +22,7 @@ import { devServer, freshDb, quietRuntime, uniqueName } from '../utils/env';
 import { CHUNK_SHAPES, fanoutWorkers } from '../utils/fanout';
 import { seedFollowers } from '../../dev/seed';
 import { testQueues, withWorkers } from '../utils/workers';
+import { startWorkerCommand } from '../utils/worker-process';
 
 const storeKindOfSuite = inject('store');
 const killable = storeKindOfSuite === 'mongodb' || storeKindOfSuite === 'ferretdb';
@@ -281,5 +282,109 @@ describe.runIf(killable).each(CHUNK_SHAPES)('chaos: processes killed mid-fanout,
     expect(summary).toMatchObject({ done: true, followersSeen: total, failures: [] });
     expect(await written()).toBe(total);
     expect(await owners(db, `${actor}-a1`)).toEqual(followers.all);
+  });
+});
+
+describe.runIf(killable)('chaos: a stream of batched small posts', () => {
+  it('the store, the Temporal server and a worker process are SIGKILLed during a stream of small posts: every follower of every post has it exactly once', { timeout: 300_000 }, async () => {
+    quietRuntime();
+    const kind = storeKindOfSuite as StoreKind;
+    const tools = ensureTools(kind === 'mongodb' ? { mongod: true } : { ferretdb: true });
+    const storeOptions = { port: await freePort(), dataDir: path.join(dir, `${kind}-posts`), logFile: path.join(dir, `${kind}-posts.log`), binary: storeBinary(tools, kind) };
+    let store: ManagedServer = await startStore(kind, storeOptions);
+    cleanups.push(() => store.stop());
+    const serverOptions = {
+      port: await freePort(),
+      dbFile: path.join(dir, 'temporal-posts.db'),
+      sqlitePragmas: ['journal_mode=wal', 'synchronous=normal'],
+      logFile: path.join(dir, 'temporal-posts.log'),
+      cli: tools.temporalCli,
+    };
+    let server = await startTemporalDevServer(serverOptions);
+    cleanups.push(() => server.stop());
+    const mongo = await MongoClient.connect(store.address);
+    cleanups.push(() => mongo.close());
+    const database = 'chaos-posts';
+    const db = mongo.db(database);
+    await new FeedStore(db).ensureIndexes();
+    const connection = await Connection.connect({ address: server.address });
+    cleanups.push(() => connection.close());
+
+    const name = uniqueName('posts');
+    const actors: Array<{ id: string; followers: string[] }> = [];
+    for (let i = 0; i < 30; i++) {
+      const id = `${name}-a${i}`;
+      actors.push({ id, followers: (await seedFollowers(db, id, 10 + ((i * 7) % 50), { prefix: `${id}-f`, activeEvery: 3 })).all });
+    }
+    const queues = testQueues(name);
+    const feeds = new FeedClient({
+      temporal: new Client({ connection }),
+      db,
+      taskQueue: queues.workflow,
+      fanout: { highTaskQueue: queues.high, lowTaskQueue: queues.low },
+      batchSmallPosts: { shards: 4 },
+    });
+    // The real worker command, in a process of its own that can be killed.
+    const startWorker = () =>
+      startWorkerCommand(database, ['--workflow-queue', queues.workflow, '--queue', queues.workflow, '--pass-queue', queues.high, '--pass-queue', queues.low, '--no-schedules'], {
+        TEMPORAL_ADDRESS: server.address,
+        MONGODB_URI: store.address,
+      });
+    let worker = startWorker();
+    cleanups.push(async () => void (await worker.stop('SIGKILL')));
+    await worker.ready;
+
+    // The app's side: posts one after another; a post that fails (store or server down) is sent
+    // again with the same id, as an app retries, until it is accepted.
+    const total = 240;
+    const posts: Array<{ id: string; actor: (typeof actors)[number] }> = [];
+    let accepted = 0;
+    let refused = 0;
+    const stream = (async () => {
+      for (let i = 0; i < total; i++) {
+        const actor = actors[(i * 11) % actors.length];
+        const post = { id: `${name}-p${i}`, actor };
+        posts.push(post);
+        for (;;) {
+          try {
+            await feeds.addActivity({ id: post.id, actor: actor.id, verb: 'post', object: `o${i}` });
+            break;
+          } catch {
+            refused++;
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
+        accepted++;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
+
+    const killedAt: number[] = [];
+    await until(() => Promise.resolve(accepted), total * 0.2);
+    await kill(store.process);
+    killedAt.push(accepted);
+    await new Promise((r) => setTimeout(r, 1000));
+    store = await startStore(kind, storeOptions);
+    await until(() => Promise.resolve(accepted), total * 0.45);
+    await kill(server.process);
+    killedAt.push(accepted);
+    await new Promise((r) => setTimeout(r, 1000));
+    server = await startTemporalDevServer(serverOptions);
+    await until(() => Promise.resolve(accepted), total * 0.7);
+    await worker.stop('SIGKILL');
+    killedAt.push(accepted);
+    worker = startWorker();
+    await worker.ready;
+    await stream;
+    // Every kill landed mid-stream, with posts still to come.
+    for (const at of killedAt) expect(at).toBeLessThan(total);
+    const summaries = await Promise.all(posts.map((p) => feeds.waitForFanout(p.id)));
+    console.log(`batched posts under kills (store, Temporal, worker at ${killedAt.join(', ')} posts accepted): ${total} posts accepted, ${refused} attempts refused while a server was down (the drivers wait and retry)`);
+
+    expect(summaries.every((s) => s.done && s.failures.length === 0)).toBe(true);
+    // Counted in the database: every follower of every post exactly once, and nobody else.
+    for (const p of posts) expect(await owners(db, p.id)).toEqual(p.actor.followers);
+    const entries = await db.collection(Collections.feed(FeedType.TIMELINE)).countDocuments({});
+    expect(entries).toBe(posts.reduce((n, p) => n + p.actor.followers.length, 0));
   });
 });
