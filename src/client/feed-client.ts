@@ -390,12 +390,16 @@ export class FeedClient {
    * @throws NotFoundError when the activity has no such fanout (naming the id and the workflow id).
    */
   async getProgress(activityId: string, operation: FanoutOperation = FanoutOperation.ADD): Promise<FanoutProgress> {
-    const batched = operation === FanoutOperation.ADD ? await this.batchedPost(activityId) : null;
-    if (batched) return batchedPostProgress(batched);
     const handle = this.handle(activityId, operation);
-    return handle.query(progressQuery).catch((err: unknown) => {
+    // The workflow first: it answers while the store is down (when an operator asks most).
+    try {
+      return await handle.query(progressQuery);
+    } catch (err) {
+      // No fanout workflow of its own: a batched post answers from its activity document.
+      const batched = operation === FanoutOperation.ADD && err instanceof WorkflowNotFoundError ? await this.batchedPost(activityId) : null;
+      if (batched) return batchedPostProgress(batched);
       throw fanoutNotFound(err, activityId, operation, handle.workflowId);
-    });
+    }
   }
 
   /**
@@ -404,9 +408,13 @@ export class FeedClient {
    * @throws NotFoundError when the activity has no such fanout.
    */
   async getStatus(activityId: string, operation: FanoutOperation = FanoutOperation.ADD): Promise<FanoutStatus> {
-    const batched = operation === FanoutOperation.ADD ? await this.batchedPost(activityId) : null;
-    if (batched) return batchedPostStatus(batched);
-    return fanoutStatus(this.temporal, activityId, operation);
+    try {
+      return await fanoutStatus(this.temporal, activityId, operation);
+    } catch (err) {
+      const batched = operation === FanoutOperation.ADD && err instanceof NotFoundError ? await this.batchedPost(activityId) : null;
+      if (batched) return batchedPostStatus(batched);
+      throw err;
+    }
   }
 
   /**
@@ -418,19 +426,40 @@ export class FeedClient {
    * @throws NotFoundError when the activity has no such fanout.
    */
   async waitForFanout(activityId: string, operation: FanoutOperation = FanoutOperation.ADD): Promise<FanoutProgress> {
-    if (operation === FanoutOperation.ADD && (await this.store.getActivity(checkId('activityId', activityId)))?.fanout) {
+    const handle = this.handle(activityId, operation);
+    if (operation === FanoutOperation.ADD && (await this.isBatchedPost(activityId, handle))) {
       const ended = await this.postWaiter.wait(activityId);
       if (ended === 'missing') throw new NotFoundError(`activity "${activityId}" is no longer stored (removed): its batched post will not be written`);
       if (ended !== 'handedOver') return batchedPostResult(ended);
       // Too big for a batch: its own fanout workflow runs it, started by the shard right after the batch.
-      await waitForRun(this.handle(activityId));
+      await waitForRun(handle);
     }
-    const handle = this.handle(activityId, operation);
     try {
       return (await handle.result()) as FanoutProgress;
     } catch (err) {
       throw fanoutNotFound(fanoutFailed(err, handle.workflowId), activityId, operation, handle.workflowId);
     }
+  }
+
+  /**
+   * Whether an add is a batched post: its activity document says so (one point read); while the
+   * store does not answer, whether it has no fanout workflow (the waiter then reads again until
+   * the store is back).
+   */
+  private async isBatchedPost(activityId: string, handle: WorkflowHandle): Promise<boolean> {
+    let doc: ActivityDoc | null;
+    try {
+      doc = await this.store.getActivity(checkId('activityId', activityId));
+    } catch {
+      try {
+        await handle.describe();
+        return false;
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return true;
+        throw err;
+      }
+    }
+    return doc?.fanout !== undefined;
   }
 
   /** A batched post's activity (with its `fanout` state), unless it was handed to a fanout of its own; else `null`. */
